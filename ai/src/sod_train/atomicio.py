@@ -1,0 +1,58 @@
+"""Atomic file output: write to a temp file in the destination folder, then rename.
+
+A reader never sees a half-written file, and a failure leaves whatever was at the
+destination untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temp path next to ``dest``; on success rename it onto ``dest``.
+
+    On any exception the temp file is removed and ``dest`` is left as it was.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_open(dest: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temp file next to ``dest`` for writing; rename it onto ``dest`` on success."""
+    with atomic_path(dest) as tmp, open(tmp, mode) as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_bytes(dest: str | os.PathLike[str], data: bytes) -> None:
+    """Atomically write ``data`` to ``dest``."""
+    with atomic_open(dest, "wb") as fh:
+        fh.write(data)
+
+
+def write_json(dest: str | os.PathLike[str], obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON with a trailing newline.
+
+    Keys keep the insertion order the caller built, so two runs diff cleanly.
+    """
+    with atomic_open(dest, "w") as fh:
+        json.dump(obj, fh, indent=2, allow_nan=False)
+        fh.write("\n")

@@ -1,0 +1,64 @@
+"""The ``sod-train`` command line: one click group, sub-commands loaded on first use.
+
+Sub-commands live next to the code they drive and are imported lazily, so that
+``sod-train check`` or ``predict`` never pays for importing torch. Every library
+error (:mod:`sod_train.errors`) becomes one line on stderr and its exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import SodTrainError
+
+# name -> "module:attribute" of a click.Command, relative to this package.
+COMMANDS: dict[str, str] = {
+    "quickstart": "train_cli:quickstart",
+    "train": "train_cli:train",
+    "export": "train_cli:export",
+    "fetch": "fetch_cli:fetch",
+    "verify-data": "fetch_cli:verify_data",
+    "check": "check_cli:check",
+    "evaluate": "evaluate_cli:evaluate",
+    "diff": "release_cli:diff",
+    "card": "release_cli:card",
+    "predict": "predict_cli:predict",
+    "bench": "bench_cli:bench",
+    "build-cache": "train_cli:build_cache",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        return getattr(module, attr)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SodTrainError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="sod-train")
+def main() -> None:
+    """Train, export, verify and evaluate a tiny salient-object-detection ONNX model."""
