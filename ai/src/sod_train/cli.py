@@ -29,7 +29,7 @@ COMMANDS: dict[str, str] = {
     "card": "release_cli:card",
     "predict": "predict_cli:predict",
     "bench": "bench_cli:bench",
-    "build-cache": "train_cli:build_cache",
+    "build-cache": "data_cache:build_cache",
 }
 
 
@@ -56,6 +56,15 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+
+
+def run_standalone(command: click.Command, prog_name: str) -> None:
+    """Run one command outside the group (thin scripts) with the same error handling."""
+    try:
+        command.main(prog_name=prog_name, standalone_mode=True)
+    except SodTrainError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
 
 
 @click.group(cls=LazyGroup)

@@ -1,0 +1,164 @@
+"""Decode a data set once into memory, then serve augmented batches from it.
+
+Training images are stored resized so their shorter side is ``crop + 32`` (image
+bilinear, mask nearest); each batch takes a random ``crop x crop`` window and a
+random horizontal flip, drawn from one seeded ``torch.Generator`` so runs (and
+resumed runs) are reproducible. Validation images are resized to ``crop`` on the
+shorter side and centre-cropped once, exactly like the anchor's fold protocol.
+Cropping, flipping and normalising happen on whatever device holds the tensors,
+so on a GPU the whole augmentation pipeline runs there.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+
+import click
+import numpy as np
+import torch
+from PIL import Image
+
+from .pairs import Pair, mask_problem
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TRAIN_MARGIN = 32  # training images keep crop + 32 pixels on the shorter side
+
+
+def resize_short_side(img: Image.Image, short: int, resample: int) -> Image.Image:
+    """Resize so the shorter side is ``short``, keeping aspect (torchvision's rounding)."""
+    w, h = img.size
+    if w <= h:
+        size = (short, int(short * h / w))
+    else:
+        size = (int(short * w / h), short)
+    return img if size == (w, h) else img.resize(size, resample)
+
+
+def center_crop(img: Image.Image, size: int) -> Image.Image:
+    """Centre ``size x size`` crop (torchvision's rounding of the offsets)."""
+    w, h = img.size
+    top = int(round((h - size) / 2.0))
+    left = int(round((w - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def decode_pair(pair: Pair, short: int, crop: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one pair to (uint8 [3,H,W] image, uint8 [1,H,W] mask in {0,1}).
+
+    Raises ValueError with a 'path: problem' message when a file is unusable.
+    """
+    image = _load(pair.image, "RGB")
+    mask = _load(pair.mask, "L", check_mask=True)
+    if image.size != mask.size:
+        raise ValueError(f"{pair.mask}: size {mask.size} != image size {image.size}")
+    image = resize_short_side(image, short, Image.BILINEAR)
+    mask = resize_short_side(mask, short, Image.NEAREST)
+    if crop is not None:
+        image, mask = center_crop(image, crop), center_crop(mask, crop)
+    img_arr = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
+    mask_arr = (np.asarray(mask, dtype=np.uint8) >= 128).astype(np.uint8)[None]
+    return img_arr, mask_arr
+
+
+def _load(path, mode: str, check_mask: bool = False) -> Image.Image:
+    """Fully decode ``path`` and convert to ``mode``; ValueError naming the file if not."""
+    try:
+        with Image.open(path) as im:
+            if check_mask and (problem := mask_problem(im)):
+                raise ValueError(f"{path}: {problem}")
+            return im.convert(mode)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path}: cannot decode ({exc.__class__.__name__}: {exc})") from None
+
+
+def _decode_or_problem(pair: Pair, short: int, crop: int | None):
+    try:
+        return decode_pair(pair, short, crop)
+    except ValueError as exc:
+        return str(exc)
+
+
+@dataclass
+class DecodedSet:
+    """Decoded pairs: lists of uint8 tensors (image [3,H,W], mask [1,H,W])."""
+
+    pairs: list[Pair]
+    images: list[torch.Tensor]
+    masks: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def to(self, device: torch.device) -> DecodedSet:
+        return DecodedSet(
+            self.pairs, [t.to(device) for t in self.images], [t.to(device) for t in self.masks]
+        )
+
+
+def decode_pairs(
+    pairs: list[Pair], short: int, crop: int | None, workers: int, label: str, quiet: bool
+) -> tuple[DecodedSet, list[str]]:
+    """Decode every pair (in ``workers`` processes if > 0); return the set and problems."""
+    fn = partial(_decode_or_problem, short=short, crop=crop)
+    good, images, masks, problems = [], [], [], []
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 0 else None
+    try:
+        results = pool.imap(fn, pairs, chunksize=16) if pool else map(fn, pairs)
+        with click.progressbar(results, length=len(pairs), label=label, hidden=quiet) as bar:
+            for pair, result in zip(pairs, bar, strict=True):
+                if isinstance(result, str):
+                    problems.append(result)
+                    continue
+                good.append(pair)
+                images.append(torch.from_numpy(result[0]))
+                masks.append(torch.from_numpy(result[1]))
+    finally:
+        if pool:
+            pool.close()
+    return DecodedSet(good, images, masks), problems
+
+
+def normalize(batch_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [N,3,H,W] RGB -> float32 ImageNet-normalised tensor (on the same device)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=batch_uint8.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=batch_uint8.device).view(1, 3, 1, 1)
+    return (batch_uint8.float() / 255.0 - mean) / std
+
+
+def train_batches(
+    data: DecodedSet, batch_size: int, crop: int, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of shuffled (uint8 image, float mask) batches with random crop + flip.
+
+    All random numbers come from ``generator`` (on the CPU), so the sequence is the
+    same whichever device holds the data.
+    """
+    order = torch.randperm(len(data), generator=generator)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size].tolist()
+        draws = torch.rand(len(idx), 3, generator=generator)
+        images, masks = [], []
+        for i, (ry, rx, rflip) in zip(idx, draws.tolist(), strict=True):
+            img, mask = data.images[i], data.masks[i]
+            top = int(ry * (img.shape[1] - crop + 1))
+            left = int(rx * (img.shape[2] - crop + 1))
+            img = img[:, top : top + crop, left : left + crop]
+            mask = mask[:, top : top + crop, left : left + crop]
+            if rflip < 0.5:
+                img, mask = img.flip(-1), mask.flip(-1)
+            images.append(img)
+            masks.append(mask)
+        yield torch.stack(images), torch.stack(masks).float()
+
+
+def val_batches(data: DecodedSet, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Fixed-order (uint8 image, float mask) batches of the centre-cropped validation set."""
+    for start in range(0, len(data), batch_size):
+        yield (
+            torch.stack(data.images[start : start + batch_size]),
+            torch.stack(data.masks[start : start + batch_size]).float(),
+        )

@@ -1,0 +1,217 @@
+"""Export trained weights to a verified, drop-in ONNX file.
+
+Order matters: the ship gate is checked first, then the model is built in memory
+(BatchNorm folded, exported, simplified) and verified (opset, no BatchNormalization,
+every op on the allowlist, PyTorch-vs-onnxruntime parity at sizes that are and are
+not multiples of 8). Only a model that passed everything is written, atomically,
+with its golden vectors and metrics JSON beside it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import onnxsim
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from . import __version__, atomicio
+from .allowlist import DEFAULT_ALLOWLIST, allowlist_violations, load_allowlist
+from .dataset import IMAGENET_MEAN, IMAGENET_STD
+from .errors import GateError
+from .golden import write_golden
+from .model import ConvBNReLU, TinyUNet, count_parameters
+from .train import TrainResult
+
+OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "saliency_map"
+PARITY_SIZES = ((256, 256), (257, 263), (97, 131))
+PARITY_TOLERANCE = 1e-5
+METRICS_SCHEMA_VERSION = 1
+
+
+def check_gate(result: TrainResult, min_val_iou: float) -> None:
+    """Refuse to export a model whose best validation IoU is below ``min_val_iou``."""
+    if result.best_val_iou < min_val_iou:
+        raise GateError(
+            f"ship gate: best validation IoU {result.best_val_iou:.4f} (epoch {result.best_epoch}) "
+            f"is below --min-val-iou {min_val_iou}; nothing was written"
+        )
+
+
+def fold_batchnorm(model: TinyUNet) -> TinyUNet:
+    """A copy of ``model`` in eval mode with every BatchNorm folded into its Conv."""
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        if isinstance(module, ConvBNReLU):
+            module[0] = fuse_conv_bn_eval(module[0], module[1])
+            module[1] = nn.Identity()
+    if any(isinstance(m, nn.BatchNorm2d) for m in folded.modules()):
+        raise GateError("export: a BatchNorm layer was left unfolded")
+    return folded
+
+
+def to_onnx(model: nn.Module) -> onnx.ModelProto:
+    """Export at opset 17 with symbolic H, W, then simplify with onnxsim.
+
+    We use the TorchScript exporter (``dynamo=False``): for this small static graph it
+    gives a plain opset-17 graph with stable node names and byte-identical output
+    across runs, while the dynamo exporter targets newer opsets and adds an
+    opset-conversion step whose output has changed between torch releases.
+    """
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, 64, 64),),
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {2: "H", 3: "W"}, OUTPUT_NAME: {2: "H", 3: "W"}},
+            do_constant_folding=True,
+        )
+    simplified, ok = onnxsim.simplify(onnx.load_from_string(buf.getvalue()))
+    if not ok:
+        raise GateError("export: onnxsim could not validate the simplified model")
+    return simplified
+
+
+def verify_onnx(proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path) -> dict[str, Any]:
+    """Structural checks and parity; raises GateError naming the first thing wrong."""
+    onnx.checker.check_model(proto, full_check=True)
+    opsets = {imp.domain: imp.version for imp in proto.opset_import}
+    if opsets != {"": OPSET}:
+        raise GateError(f"export: opset import is {opsets}, expected exactly {{'': {OPSET}}}")
+    if any(node.op_type == "BatchNormalization" for node in proto.graph.node):
+        raise GateError("export: BatchNormalization node left in the graph")
+    violations = allowlist_violations(proto, load_allowlist(allowlist_path))
+    if violations:
+        raise GateError(f"export: op not on {allowlist_path}: {violations[0]}")
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    parity: dict[str, float] = {}
+    rng = np.random.default_rng(0)
+    for h, w in PARITY_SIZES:
+        x = rng.standard_normal((1, 3, h, w), dtype=np.float32)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+        if got.shape != (1, 1, h, w):
+            raise GateError(f"export: output shape {got.shape} at input {h}x{w}")
+        parity[f"{h}x{w}"] = float(np.abs(got - expected).max())
+        if parity[f"{h}x{w}"] > PARITY_TOLERANCE:
+            raise GateError(
+                f"export: PyTorch vs onnxruntime max abs diff {parity[f'{h}x{w}']:.2e} "
+                f"at {h}x{w} exceeds {PARITY_TOLERANCE}"
+            )
+    return {"ops": sorted({n.op_type for n in proto.graph.node}), "parity_max_abs_diff": parity}
+
+
+def build_metrics(
+    result: TrainResult,
+    model_id: str,
+    onnx_bytes: bytes,
+    checks: dict,
+    params: int,
+    min_val_iou: float,
+) -> dict[str, Any]:
+    """The metrics JSON, keys in a fixed order so two runs diff cleanly."""
+    return {
+        "schema_version": METRICS_SCHEMA_VERSION,
+        "model_id": model_id,
+        "created_by": f"sod-train {__version__}",
+        "contract": {
+            "input": {
+                "name": INPUT_NAME,
+                "dtype": "float32",
+                "shape": [1, 3, "H", "W"],
+                "normalisation": {
+                    "mean": list(IMAGENET_MEAN),
+                    "std": list(IMAGENET_STD),
+                    "range": "RGB/255",
+                },
+            },
+            "output": {
+                "name": OUTPUT_NAME,
+                "dtype": "float32",
+                "shape": [1, 1, "H", "W"],
+                "range": [0, 1],
+            },
+            "opset": OPSET,
+        },
+        "onnx": {
+            "file": f"{model_id}.onnx",
+            "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+            "bytes": len(onnx_bytes),
+            "opset": OPSET,
+            "ops": checks["ops"],
+            "parity_max_abs_diff": checks["parity_max_abs_diff"],
+        },
+        "model": {
+            "arch": "tiny_unet",
+            "config": result.config.model_config.to_dict(),
+            "params": params,
+        },
+        "config": result.config.to_dict(),
+        "data": result.data,
+        "training": {
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "best_val_iou": result.best_val_iou,
+            "best_val_iou_batch": result.best_val_iou_batch,
+            "seconds_total": sum(h["seconds"] for h in result.history),
+        },
+        "gate": {
+            "metric": "val_iou",
+            "value": result.best_val_iou,
+            "threshold": min_val_iou,
+            "passed": result.best_val_iou >= min_val_iou,
+        },
+        "environment": result.environment,
+    }
+
+
+def export(
+    result: TrainResult,
+    output: str | Path,
+    metrics_out: str | Path | None = None,
+    min_val_iou: float = 0.5,
+    allowlist_path: Path = DEFAULT_ALLOWLIST,
+    smoke: bool = False,
+) -> dict[str, Any]:
+    """Gate, build, verify, then write ``output`` (+ golden vectors + metrics JSON).
+
+    Returns the metrics dict. Raises GateError (exit 1) without writing anything when
+    the gate or a check fails.
+    """
+    output = Path(output)
+    check_gate(result, min_val_iou)
+    model = TinyUNet(result.config.model_config)
+    model.load_state_dict(result.best_state)
+    params = count_parameters(model)
+    folded = fold_batchnorm(model)
+    proto = to_onnx(folded)
+    checks = verify_onnx(proto, folded, allowlist_path)
+    onnx_bytes = proto.SerializeToString()
+    metrics = build_metrics(result, output.stem, onnx_bytes, checks, params, min_val_iou)
+    if smoke:
+        metrics["smoke"] = True
+    metrics_path = Path(metrics_out) if metrics_out else output.with_suffix(".metrics.json")
+    golden_path = output.with_suffix(".golden.json")
+    with atomicio.atomic_path(output) as tmp:
+        tmp.write_bytes(onnx_bytes)
+        write_golden(tmp, golden_path)
+    atomicio.write_json(metrics_path, metrics)
+    return metrics

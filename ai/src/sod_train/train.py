@@ -1,0 +1,394 @@
+"""The trainer: one readable loop from a data folder to the best validation weights.
+
+Adam (or AdamW), cosine annealing to 0 over the epochs, BCE + Dice, best epoch by
+validation IoU at 0.5. Every epoch is checkpointed with everything needed to carry
+on bit-exactly (weights, optimizer, scheduler, the batch RNG, history, best so far),
+so ``resume=True`` after an interruption ends with the same weights as a run that
+was never interrupted. On the CPU two runs with the same seed and data give
+bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import torch
+
+from . import atomicio
+from .dataset import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches, val_batches
+from .errors import UserInputError
+from .losses import iou_at_half, saliency_loss
+from .model import TinyUNet, UNetConfig, count_parameters
+from .pairs import content_digest, raise_if_problems, scan_pairs, split_pairs
+from .presets import PRESETS
+from .provenance import environment
+
+VAL_BATCH = 32  # the anchor averages IoU per batch of 32; keep that fixed for comparability
+CHECKPOINT_NAME = "last.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The recipe: everything that decides the weights (devices and paths excluded)."""
+
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 1e-3
+    crop_size: int = 256
+    seed: int = 42
+    val_fraction: float = 0.05
+    min_val_iou: float = 0.5
+    preset: str = "default"
+    widths: tuple[int, ...] = (16, 32, 48)
+    dilations: tuple[int, ...] = (1,)
+    loss: str = "bce+dice"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    skip_bad: bool = False
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", **overrides: Any) -> TrainConfig:
+        """The preset's recipe with ``overrides`` (None values ignored) on top."""
+        if preset not in PRESETS:
+            raise UserInputError(f"unknown preset '{preset}' (known: {', '.join(sorted(PRESETS))})")
+        values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(preset=preset, **values)
+
+    @property
+    def model_config(self) -> UNetConfig:
+        return UNetConfig(tuple(self.widths), tuple(self.dilations))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
+        )
+
+
+@dataclass
+class Runtime:
+    """How and where to run; none of it changes the result on the CPU."""
+
+    device: str = "auto"
+    workers: int = 0
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    quiet: bool = False
+    amp: bool = False  # bf16 autocast on CUDA
+    stop_after_epoch: int | None = None  # end early (simulates an interruption; time slicing)
+
+
+@dataclass
+class TrainResult:
+    """What export needs: the recipe, the best weights and how they were obtained."""
+
+    config: TrainConfig
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_val_iou: float
+    best_val_iou_batch: float
+    history: list[dict[str, Any]]
+    data: dict[str, Any]
+    environment: dict[str, Any]
+    finished: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available; ``cuda`` without a GPU is a usage error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserInputError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, device: torch.device) -> None:
+    """Seed every RNG and ask for deterministic kernels (warn-only on CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.use_deterministic_algorithms(True)
+
+
+def load_data(
+    root: Path, cfg: TrainConfig, workers: int, quiet: bool
+) -> tuple[DecodedSet, DecodedSet, dict]:
+    """Scan, split and decode the data set; every bad file is reported at once."""
+    scan = scan_pairs(root)
+    train_pairs, val_pairs = split_pairs(scan.pairs, cfg.val_fraction, cfg.seed)
+    short = cfg.crop_size + TRAIN_MARGIN
+    train_set, train_bad = decode_pairs(train_pairs, short, None, workers, "decode train", quiet)
+    val_set, val_bad = decode_pairs(
+        val_pairs, cfg.crop_size, cfg.crop_size, workers, "decode val", quiet
+    )
+    problems = scan.problems + train_bad + val_bad
+    raise_if_problems(problems, root, cfg.skip_bad)
+    if len(train_set) == 0:
+        raise UserInputError(f"{root}: no usable training pairs")
+    files = [p for pair in train_set.pairs + val_set.pairs for p in (pair.image, pair.mask)]
+    info = {
+        "name": scan.image_dir.name.removesuffix("-Image")
+        if scan.image_dir.name.endswith("-Image")
+        else root.name,
+        "digest": content_digest(root, files),
+        "pairs": len(train_set) + len(val_set),
+        "train": len(train_set),
+        "val": len(val_set),
+        "skipped_bad": len(problems),
+        "skipped_files": problems,
+    }
+    return train_set, val_set, info
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise UserInputError(f"unknown optimizer '{cfg.optimizer}' (adam, adamw)")
+
+
+@torch.no_grad()
+def validate(
+    model: torch.nn.Module, data: DecodedSet, loss_kind: str, device: torch.device
+) -> dict[str, float]:
+    """Validation loss and IoU at 0.5: per-image mean and the anchor's mean of batch means."""
+    model.eval()
+    ious, batch_means, loss_sum = [], [], 0.0
+    for images, masks in val_batches(data, VAL_BATCH):
+        images, masks = images.to(device), masks.to(device)
+        logits = model.logits(normalize(images))
+        loss_sum += saliency_loss(logits, masks, loss_kind).item() * len(images)
+        iou = iou_at_half(torch.sigmoid(logits.float()), masks)
+        ious.append(iou)
+        batch_means.append(iou.mean().item())
+    return {
+        "val_loss": loss_sum / len(data),
+        "val_iou": torch.cat(ious).mean().item(),
+        "val_iou_batch": float(np.mean(batch_means)),
+    }
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomically write a checkpoint (a crash mid-write keeps the previous one)."""
+    with atomicio.atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`; UserInputError if unusable."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # torch.load raises many types on a bad file
+        raise UserInputError(
+            f"{path}: not a sod-train checkpoint ({exc.__class__.__name__})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != "sod-train-checkpoint-1":
+        raise UserInputError(f"{path}: not a sod-train checkpoint")
+    return state
+
+
+def result_from_checkpoint(state: dict[str, Any]) -> TrainResult:
+    """Rebuild what export needs from a checkpoint."""
+    return TrainResult(
+        config=TrainConfig.from_dict(state["config"]),
+        best_state=state["best_state"],
+        best_epoch=state["best_epoch"],
+        best_val_iou=state["best_val_iou"],
+        best_val_iou_batch=state["best_val_iou_batch"],
+        history=state["history"],
+        data=state["data"],
+        environment=state["environment"],
+        finished=state["epoch"] >= TrainConfig.from_dict(state["config"]).epochs,
+    )
+
+
+def _nondeterministic_ops(caught: list[warnings.WarningMessage]) -> list[str]:
+    found = {
+        str(w.message).split(" does not have a deterministic")[0]
+        for w in caught
+        if "deterministic" in str(w.message)
+    }
+    return sorted(found)
+
+
+def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> TrainResult:
+    """Train on the pairs under ``root`` and return the best-validation-IoU weights."""
+    rt = rt or Runtime()
+    root = Path(root)
+    device = resolve_device(rt.device)
+    seed_everything(cfg.seed, device)
+    train_set, val_set, data_info = load_data(root, cfg, rt.workers, rt.quiet)
+    if device.type == "cuda":  # keep the decoded set on the GPU: augmentation runs there
+        train_set, val_set = train_set.to(device), val_set.to(device)
+
+    torch.manual_seed(cfg.seed)
+    model = TinyUNet(cfg.model_config).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=0.0)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    env = environment(str(device))
+    env["deterministic"] = device.type == "cpu"
+    env["nondeterministic"] = []
+
+    start_epoch, history = 1, []
+    best = {"epoch": 0, "val_iou": -1.0, "val_iou_batch": -1.0, "state": None}
+    ckpt_path = rt.checkpoint_dir / CHECKPOINT_NAME if rt.checkpoint_dir else None
+    if rt.resume and ckpt_path and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        if TrainConfig.from_dict(state["config"]) != cfg:
+            raise UserInputError(
+                f"{ckpt_path}: checkpoint was made with a different recipe; "
+                "pass the same options or another --checkpoint-dir"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, history = state["epoch"] + 1, state["history"]
+        best = {
+            "epoch": state["best_epoch"],
+            "val_iou": state["best_val_iou"],
+            "val_iou_batch": state["best_val_iou_batch"],
+            "state": state["best_state"],
+        }
+        if not rt.quiet:
+            click.echo(f"resumed from {ckpt_path} after epoch {state['epoch']}", err=True)
+
+    n_batches = math.ceil(len(train_set) / cfg.batch_size)
+    amp = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=rt.amp and device.type == "cuda"
+    )
+    last_epoch = cfg.epochs if rt.stop_after_epoch is None else min(cfg.epochs, rt.stop_after_epoch)
+    for epoch in range(start_epoch, last_epoch + 1):
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        seen = 0
+        shown = {"loss": float("nan")}
+        batches = train_batches(train_set, cfg.batch_size, cfg.crop_size, generator)
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            click.progressbar(
+                batches,
+                length=n_batches,
+                label=f"epoch {epoch}/{cfg.epochs}",
+                hidden=rt.quiet,
+                item_show_func=lambda _: (
+                    f"loss {shown['loss']:.4f}  {seen / max(time.perf_counter() - t0, 1e-9):.0f} img/s"
+                ),
+            ) as bar,
+        ):
+            warnings.simplefilter("always")
+            for step, (images, masks) in enumerate(bar):
+                x = normalize(images.to(device, non_blocking=True))
+                if device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with amp:
+                    logits = model.logits(x)
+                loss = saliency_loss(logits, masks.to(device, non_blocking=True), cfg.loss)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(images)
+                seen += len(images)
+                if step % 10 == 0 or step == n_batches - 1:
+                    shown["loss"] = loss_sum.item() / seen
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            env["nondeterministic"] = sorted(
+                set(env["nondeterministic"]) | set(_nondeterministic_ops(caught))
+            )
+        train_seconds = time.perf_counter() - t0
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        metrics = validate(model, val_set, cfg.loss, device)
+        if metrics["val_iou"] > best["val_iou"]:
+            best = {
+                "epoch": epoch,
+                "val_iou": metrics["val_iou"],
+                "val_iou_batch": metrics["val_iou_batch"],
+                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            }
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": loss_sum.item() / seen,
+                **metrics,
+                "lr": lr,
+                "seconds": time.perf_counter() - t0,
+                "img_per_s": seen / train_seconds,
+            }
+        )
+        if not rt.quiet:
+            h = history[-1]
+            click.echo(
+                f"epoch {epoch}/{cfg.epochs}  train_loss {h['train_loss']:.4f}  val_loss {h['val_loss']:.4f}  "
+                f"val_iou {h['val_iou']:.4f} (batch {h['val_iou_batch']:.4f})  "
+                f"{h['img_per_s']:.0f} img/s  {h['seconds']:.1f}s"
+                + ("  *best" if best["epoch"] == epoch else ""),
+                err=True,
+            )
+        if ckpt_path:
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "format": "sod-train-checkpoint-1",
+                    "config": cfg.to_dict(),
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "best_epoch": best["epoch"],
+                    "best_val_iou": best["val_iou"],
+                    "best_val_iou_batch": best["val_iou_batch"],
+                    "best_state": best["state"],
+                    "data": data_info,
+                    "environment": env,
+                },
+            )
+
+    if best["state"] is None:
+        raise UserInputError(
+            "no epoch was trained (is --epochs >= 1 and the checkpoint unfinished?)"
+        )
+    return TrainResult(
+        config=cfg,
+        best_state=copy.deepcopy(best["state"]),
+        best_epoch=best["epoch"],
+        best_val_iou=best["val_iou"],
+        best_val_iou_batch=best["val_iou_batch"],
+        history=history,
+        data=data_info,
+        environment=env,
+        finished=last_epoch == cfg.epochs,
+        extra={"params": count_parameters(model)},
+    )
