@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "quickstart": "train_cli:quickstart",
     "train": "train_cli:train",
     "export": "train_cli:export",
+    "fold-iou": "fold:fold_iou_cmd",
     "fetch": "fetch_cli:fetch",
     "verify-data": "fetch_cli:verify_data",
     "check": "check_cli:check",

@@ -46,13 +46,15 @@ def center_crop(img: Image.Image, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
-def decode_pair(pair: Pair, short: int, crop: int | None) -> tuple[np.ndarray, np.ndarray]:
+def decode_pair(
+    pair: Pair, short: int, crop: int | None, allow_rgb: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Decode one pair to (uint8 [3,H,W] image, uint8 [1,H,W] mask in {0,1}).
 
     Raises ValueError with a 'path: problem' message when a file is unusable.
     """
     image = _load(pair.image, "RGB")
-    mask = _load(pair.mask, "L", check_mask=True)
+    mask = _load(pair.mask, "L", check_mask=True, allow_rgb=allow_rgb)
     if image.size != mask.size:
         raise ValueError(f"{pair.mask}: size {mask.size} != image size {image.size}")
     image = resize_short_side(image, short, Image.BILINEAR)
@@ -64,20 +66,20 @@ def decode_pair(pair: Pair, short: int, crop: int | None) -> tuple[np.ndarray, n
     return img_arr, mask_arr
 
 
-def _load(path, mode: str, check_mask: bool = False) -> Image.Image:
+def _load(path, mode: str, check_mask: bool = False, allow_rgb: bool = False) -> Image.Image:
     """Fully decode ``path`` and convert to ``mode``; ValueError naming the file if not."""
     try:
         with Image.open(path) as im:
-            if check_mask and (problem := mask_problem(im)):
+            if check_mask and (problem := mask_problem(im, allow_rgb)):
                 raise ValueError(f"{path}: {problem}")
             return im.convert(mode)
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: cannot decode ({exc.__class__.__name__}: {exc})") from None
 
 
-def _decode_or_problem(pair: Pair, short: int, crop: int | None):
+def _decode_or_problem(pair: Pair, short: int, crop: int | None, allow_rgb: bool):
     try:
-        return decode_pair(pair, short, crop)
+        return decode_pair(pair, short, crop, allow_rgb)
     except ValueError as exc:
         return str(exc)
 
@@ -100,10 +102,11 @@ class DecodedSet:
 
 
 def decode_pairs(
-    pairs: list[Pair], short: int, crop: int | None, workers: int, label: str, quiet: bool
+    pairs: list[Pair], short: int, crop: int | None, workers: int, label: str, quiet: bool,
+    allow_rgb: bool = False,
 ) -> tuple[DecodedSet, list[str]]:
     """Decode every pair (in ``workers`` processes if > 0); return the set and problems."""
-    fn = partial(_decode_or_problem, short=short, crop=crop)
+    fn = partial(_decode_or_problem, short=short, crop=crop, allow_rgb=allow_rgb)
     good, images, masks, problems = [], [], [], []
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 0 else None
     try:

@@ -39,8 +39,9 @@ class PairScan:
     root: Path
     image_dir: Path
     mask_dir: Path
-    pairs: list[Pair] = field(default_factory=list)
+    pairs: list[Pair] = field(default_factory=list)  # good pairs
     problems: list[str] = field(default_factory=list)
+    paired: list[Pair] = field(default_factory=list)  # every stem with both files, good or not
 
 
 def locate_layout(root: str | Path) -> tuple[Path, Path]:
@@ -68,15 +69,22 @@ def _files_by_stem(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
     return found
 
 
-def mask_problem(mask: Image.Image) -> str | None:
-    """Why ``mask`` is not a usable binary mask (None if it is)."""
+def mask_problem(mask: Image.Image, allow_rgb: bool = False) -> str | None:
+    """Why ``mask`` is not a usable binary mask (None if it is).
+
+    ``allow_rgb`` accepts RGB masks (converted to luminance by the loaders): the
+    official DUTS-TR has three, and the anchor's numbers include them.
+    """
+    if allow_rgb and mask.mode == "RGB":
+        return None
     if mask.mode not in ALLOWED_MASK_MODES:
         kind = "16-bit" if mask.mode.startswith("I") else mask.mode
-        return f"mask must be 8-bit single-channel, got {kind} (mode {mask.mode})"
+        hint = " (--convert-rgb-masks accepts it)" if mask.mode == "RGB" else ""
+        return f"mask must be 8-bit single-channel, got {kind} (mode {mask.mode}){hint}"
     return None
 
 
-def scan_pairs(root: str | Path, check_headers: bool = True) -> PairScan:
+def scan_pairs(root: str | Path, check_headers: bool = True, allow_rgb: bool = False) -> PairScan:
     """Pair images and masks by stem; with ``check_headers`` also open every file.
 
     Header checks catch unreadable files, RGB / 16-bit masks and size mismatches
@@ -92,7 +100,8 @@ def scan_pairs(root: str | Path, check_headers: bool = True) -> PairScan:
         scan.problems.append(f"{masks[stem]}: orphan mask, no image with stem '{stem}'")
     for stem in sorted(set(images) & set(masks)):
         pair = Pair(stem, images[stem], masks[stem])
-        problem = check_pair_headers(pair) if check_headers else None
+        scan.paired.append(pair)
+        problem = check_pair_headers(pair, allow_rgb) if check_headers else None
         if problem:
             scan.problems.append(problem)
         else:
@@ -100,14 +109,14 @@ def scan_pairs(root: str | Path, check_headers: bool = True) -> PairScan:
     return scan
 
 
-def check_pair_headers(pair: Pair) -> str | None:
+def check_pair_headers(pair: Pair, allow_rgb: bool = False) -> str | None:
     """Open both files of ``pair`` and return a 'path: problem' line, or None if fine."""
     sizes = []
     for path in (pair.image, pair.mask):
         try:
             with Image.open(path) as im:
                 sizes.append(im.size)
-                if path == pair.mask and (problem := mask_problem(im)):
+                if path == pair.mask and (problem := mask_problem(im, allow_rgb)):
                     return f"{path}: {problem}"
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             return f"{path}: cannot decode ({exc.__class__.__name__}: {exc})"
@@ -159,3 +168,14 @@ def content_digest(root: str | Path, files: list[Path]) -> str:
     root = Path(root)
     lines = sorted(f"{p.relative_to(root).as_posix()}  {file_sha256(p)}\n" for p in files)
     return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def split_scan(scan: PairScan, val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Split every stem-matched pair, then drop the bad ones from their side.
+
+    The fold depends on file names only, so skipping a bad file never reshuffles
+    the rest: validation stays the anchor's fold minus whatever was skipped.
+    """
+    good = set(scan.pairs)
+    train, val = split_pairs(scan.paired, val_fraction, seed)
+    return [p for p in train if p in good], [p for p in val if p in good]

@@ -28,7 +28,7 @@ from .dataset import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_ba
 from .errors import UserInputError
 from .losses import iou_at_half, saliency_loss
 from .model import TinyUNet, UNetConfig, count_parameters
-from .pairs import content_digest, raise_if_problems, scan_pairs, split_pairs
+from .pairs import content_digest, raise_if_problems, scan_pairs, split_scan
 from .presets import PRESETS
 from .provenance import environment
 
@@ -54,6 +54,7 @@ class TrainConfig:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     skip_bad: bool = False
+    convert_rgb_masks: bool = False
 
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides: Any) -> TrainConfig:
@@ -134,12 +135,13 @@ def load_data(
     root: Path, cfg: TrainConfig, workers: int, quiet: bool
 ) -> tuple[DecodedSet, DecodedSet, dict]:
     """Scan, split and decode the data set; every bad file is reported at once."""
-    scan = scan_pairs(root)
-    train_pairs, val_pairs = split_pairs(scan.pairs, cfg.val_fraction, cfg.seed)
+    rgb = cfg.convert_rgb_masks
+    scan = scan_pairs(root, allow_rgb=rgb)
+    train_pairs, val_pairs = split_scan(scan, cfg.val_fraction, cfg.seed)
     short = cfg.crop_size + TRAIN_MARGIN
-    train_set, train_bad = decode_pairs(train_pairs, short, None, workers, "decode train", quiet)
+    train_set, train_bad = decode_pairs(train_pairs, short, None, workers, "decode train", quiet, rgb)
     val_set, val_bad = decode_pairs(
-        val_pairs, cfg.crop_size, cfg.crop_size, workers, "decode val", quiet
+        val_pairs, cfg.crop_size, cfg.crop_size, workers, "decode val", quiet, rgb
     )
     problems = scan.problems + train_bad + val_bad
     raise_if_problems(problems, root, cfg.skip_bad)

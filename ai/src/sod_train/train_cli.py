@@ -53,6 +53,8 @@ def train_options(fn: Callable) -> Callable:
                      help="Checkpoint folder [default: checkpoints/<output stem>/]."),
         click.option("--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir."),
         click.option("--skip-bad", is_flag=True, help="Skip (and count) bad pairs instead of failing."),
+        click.option("--convert-rgb-masks", is_flag=True,
+                     help="Accept RGB masks as luminance (DUTS-TR has 3; the anchor kept them)."),
         click.option("--amp", is_flag=True, help="bf16 autocast on CUDA (ignored on CPU)."),
         click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines."),
     ]
@@ -65,7 +67,8 @@ def run_train(duts_root: Path, output: Path, preset: str, epochs: int | None, ba
               lr: float | None, crop_size: int | None, seed: int | None, val_fraction: float | None,
               min_val_iou: float, widths: tuple[int, ...] | None, dilations: tuple[int, ...] | None,
               loss: str | None, metrics_out: Path | None, device: str, workers: int,
-              checkpoint_dir: Path | None, resume: bool, skip_bad: bool, amp: bool, quiet: bool,
+              checkpoint_dir: Path | None, resume: bool, skip_bad: bool, convert_rgb_masks: bool,
+              amp: bool, quiet: bool,
               smoke: bool = False) -> dict:
     """Train, gate and export in one go; returns the metrics dict."""
     from .export import check_gate, export
@@ -74,7 +77,7 @@ def run_train(duts_root: Path, output: Path, preset: str, epochs: int | None, ba
     cfg = TrainConfig.from_preset(
         preset, epochs=epochs, batch_size=batch_size, lr=lr, crop_size=crop_size, seed=seed,
         val_fraction=val_fraction, min_val_iou=min_val_iou, widths=widths, dilations=dilations,
-        loss=loss, skip_bad=skip_bad or None,
+        loss=loss, skip_bad=skip_bad or None, convert_rgb_masks=convert_rgb_masks or None,
     )
     rt = Runtime(device=device, workers=workers, resume=resume, quiet=quiet, amp=amp,
                  checkpoint_dir=checkpoint_dir or Path("checkpoints") / output.stem)
@@ -137,7 +140,7 @@ def quickstart(out_dir: Path, quiet: bool, as_json: bool) -> None:
     run_train(duts_root=data, output=output, preset="default", epochs=6, batch_size=16, lr=3e-3,
               crop_size=64, seed=42, val_fraction=None, min_val_iou=0.5, widths=None, dilations=None,
               loss=None, metrics_out=None, device="cpu", workers=0, checkpoint_dir=out_dir / "checkpoints",
-              resume=False, skip_bad=False, amp=False, quiet=quiet, smoke=True)
+              resume=False, skip_bad=False, convert_rgb_masks=False, amp=False, quiet=quiet, smoke=True)
     report = check_model(output)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

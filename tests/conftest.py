@@ -1,0 +1,21 @@
+"""Shared fixtures: a small synthetic DUTS-layout data set and paths to shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sod_train.synthetic import make_synthetic_duts
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """96 synthetic pairs (64 validation, 32 training at the default split)."""
+    return make_synthetic_duts(tmp_path_factory.mktemp("duts") / "DUTS-TR", n=96, size=(40, 52))

@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from sod_train.model import TinyUNet, UNetConfig, count_parameters
+from sod_train.presets import PRESETS
+from sod_train.train import TrainConfig
+
+
+def test_default_is_the_anchor_layout():
+    model = TinyUNet()
+    assert count_parameters(model) == 112_841
+    convt = [m for m in model.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels, m.bias) for m in convt] == [
+        (48, 32, None), (32, 16, None), (16, 8, None)]
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (2, 3), (7, 13), (37, 53), (64, 64), (121, 250)])
+def test_any_input_size_gives_same_size_output(hw):
+    model = TinyUNet().eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, *hw))
+    assert out.shape == (2, 1, *hw)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def test_no_interpolation_modules():
+    names = {type(m).__name__ for m in TinyUNet(UNetConfig((16, 24, 32, 32), (1, 3))).modules()}
+    assert not names & {"Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d"}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_fits_the_parameter_budget(preset):
+    cfg = TrainConfig.from_preset(preset)
+    assert count_parameters(TinyUNet(cfg.model_config)) <= 120_000
+
+
+def test_deeper_config_runs_at_odd_size():
+    model = TinyUNet(UNetConfig((8, 12, 16, 16, 16), (1, 2))).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 45, 71)).shape == (1, 1, 45, 71)
