@@ -13,6 +13,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The anchor's recipe and layout: 3 levels (16, 32, 48), BCE + Dice, Adam 1e-3,
     # cosine to 0 over 50 epochs, batch 32, crop 256.
     "default": {},
+    # A CPU-sized smoke recipe (minutes on 2 cores): the default network at crop 128
+    # for 6 epochs. Its models are labelled smoke, never released.
+    "smoke-cpu": {"epochs": 6, "crop_size": 128, "lr": 2e-3},
     # More context for the same budget: a 4th encoder level and a two-branch
     # dilated bottleneck (112,313 params), BCE + soft IoU, AdamW, longer schedule.
     "context": {

@@ -1,0 +1,353 @@
+"""CPU latency and cost of saliency ONNX models, side by side on one machine at one moment.
+
+For every thread count and size, all models are warmed up and then timed in turns
+(run 1 of each model, run 2 of each model, ...), so a load spike from another
+process hits them all alike. Cost is counted from the graph, not guessed: params
+are the float initializers' elements; MACs per frame come from onnx shape inference
+on a copy of the model with the input fixed to 1x3xHxW:
+
+* Conv: output elements x (Cin / group) x kH x kW
+* ConvTranspose: input elements x (Cout / group) x kH x kW
+* MatMul / Gemm: output elements x K
+
+(bias additions, activations and pooling are not counted).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from google.protobuf.message import DecodeError
+
+from .errors import UserInputError
+from .predict import ORT_ERRORS, first_line, load_session
+
+NAMED_SIZES = {"4k": (2160, 3840)}
+FLOAT_TYPES = frozenset(
+    {
+        onnx.TensorProto.FLOAT,
+        onnx.TensorProto.FLOAT16,
+        onnx.TensorProto.BFLOAT16,
+        onnx.TensorProto.DOUBLE,
+    }
+)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``256`` -> 256x256, ``720p`` -> 720x1280 (16:9, even width), ``HxW`` -> (H, W)."""
+    key = text.strip().lower()
+    try:
+        if key in NAMED_SIZES:
+            return NAMED_SIZES[key]
+        if key.endswith("p"):
+            height = int(key[:-1])
+            return height, 2 * math.ceil(height * 16 / 9 / 2)
+        if "x" in key:
+            height, width = (int(part) for part in key.split("x"))
+            size = (height, width)
+        else:
+            size = (int(key), int(key))
+    except ValueError:
+        size = (0, 0)
+    if min(size) < 1:
+        raise UserInputError(f"size '{text}': expected N, Np (e.g. 720p) or HxW")
+    return size
+
+
+def parse_list(text: str, what: str) -> list[str]:
+    """Split a comma-separated option value (duplicates dropped), refusing an empty list."""
+    items = list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
+    if not items:
+        raise UserInputError(f"{what}: empty list")
+    return items
+
+
+def count_params(model: onnx.ModelProto) -> int:
+    """Number of elements in the model's floating-point initializers."""
+    return sum(
+        math.prod(init.dims) for init in model.graph.initializer if init.data_type in FLOAT_TYPES
+    )
+
+
+def with_fixed_input(model: onnx.ModelProto, height: int, width: int) -> onnx.ModelProto:
+    """A copy of ``model`` whose first input is fixed to [1, C, height, width]."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    dims = fixed.graph.input[0].type.tensor_type.shape.dim
+    channels = dims[1].dim_value if dims[1].HasField("dim_value") else 3
+    for dim, value in zip(dims, (1, channels, height, width), strict=True):
+        dim.Clear()
+        dim.dim_value = value
+    return fixed
+
+
+def _known_shapes(model: onnx.ModelProto) -> dict[str, list[int] | None]:
+    shapes: dict[str, list[int] | None] = {}
+    graph = model.graph
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        tensor = info.type.tensor_type
+        if not tensor.HasField("shape"):
+            shapes[info.name] = None
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        shapes[info.name] = None if None in dims else dims
+    for init in graph.initializer:
+        shapes[init.name] = list(init.dims)
+    return shapes
+
+
+def count_macs(model: onnx.ModelProto, height: int, width: int) -> int | None:
+    """Multiply-accumulates of one 1x3xHxW frame (formulas in the module doc).
+
+    None when shape inference cannot tell a shape a counted op needs.
+    """
+    try:
+        inferred = onnx.shape_inference.infer_shapes(
+            with_fixed_input(model, height, width), data_prop=True
+        )
+    except (onnx.shape_inference.InferenceError, ValueError, IndexError):
+        return None
+    shapes = _known_shapes(inferred)
+    total = 0
+    for node in inferred.graph.node:
+        op = node.op_type
+        if op not in ("Conv", "ConvTranspose", "MatMul", "Gemm"):
+            continue
+        a, b, y = (shapes.get(name) for name in (node.input[0], node.input[1], node.output[0]))
+        if a is None or b is None or y is None:
+            return None
+        if op == "Conv":
+            total += math.prod(y) * math.prod(b[1:])
+        elif op == "ConvTranspose":
+            total += math.prod(a) * math.prod(b[1:])
+        elif op == "MatMul":
+            total += math.prod(y) * a[-1]
+        else:
+            trans_a = any(att.name == "transA" and att.i for att in node.attribute)
+            total += math.prod(y) * (a[0] if trans_a else a[1])
+    return total
+
+
+def machine_description() -> dict[str, Any]:
+    """CPU model, core count and library versions, to record next to any timing."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+    }
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    names = [path.name for path in paths]
+    return [
+        name if names.count(name) == 1 else str(path)
+        for name, path in zip(names, paths, strict=True)
+    ]
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    if value is None or not base:
+        return None
+    return round(value / base, 3)
+
+
+def _time_models(
+    sessions: list[ort.InferenceSession], frame: np.ndarray, runs: int, warmup: int
+) -> tuple[list[list[float]], list[str | None]]:
+    """Warm up, then time ``runs`` rounds of one run per model, models in turn.
+
+    Returns per model its times in ms and its error (None if every run worked); a
+    model that fails once is dropped from the following rounds.
+    """
+    feeds = [{session.get_inputs()[0].name: frame} for session in sessions]
+    samples: list[list[float]] = [[] for _ in sessions]
+    errors: list[str | None] = [None] * len(sessions)
+    for round_no in range(warmup + runs):
+        for i, (session, feed) in enumerate(zip(sessions, feeds, strict=True)):
+            if errors[i] is not None:
+                continue
+            start = time.perf_counter()
+            try:
+                session.run(None, feed)
+            except ORT_ERRORS as exc:
+                errors[i] = first_line(exc)
+                continue
+            if round_no >= warmup:
+                samples[i].append((time.perf_counter() - start) * 1000.0)
+    return samples, errors
+
+
+def _summarise(samples: list[float], error: str | None, macs: int | None) -> dict[str, Any]:
+    """Status, median / p90 ms and achieved GMAC/s (from the reported median) of one cell."""
+    if error is not None:
+        return {
+            "status": "fails",
+            "error": error,
+            "median_ms": None,
+            "p90_ms": None,
+            "macs": macs,
+            "gmac_per_s": None,
+        }
+    median = round(statistics.median(samples), 4)
+    p90 = round(float(np.percentile(samples, 90)), 4)
+    rate = round(macs / median / 1e6, 3) if macs is not None and median > 0 else None
+    return {
+        "status": "ok",
+        "error": None,
+        "median_ms": median,
+        "p90_ms": p90,
+        "macs": macs,
+        "gmac_per_s": rate,
+    }
+
+
+def run_bench(
+    models: list[Path],
+    sizes: list[str],
+    threads: list[int],
+    runs: int = 20,
+    warmup: int = 3,
+    tick: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Time every model x size x thread count; return the report ``--json`` prints.
+
+    A model that fails at a size (onnxruntime error) is recorded with status ``fails``
+    and its error, and does not stop the others. ``tick`` is called once per
+    (size, threads) round, for a progress bar.
+    """
+    if runs < 1 or warmup < 0:
+        raise UserInputError("--runs must be >= 1 and --warmup >= 0")
+    parsed = {name: parse_size(name) for name in sizes}
+    labels = _labels(models)
+    protos = []
+    for path in models:
+        if not path.is_file():
+            raise UserInputError(f"{path}: model file not found")
+        try:
+            protos.append(onnx.load(str(path)))
+        except (DecodeError, OSError, ValueError) as exc:
+            raise UserInputError(f"{path}: cannot read ONNX model ({first_line(exc)})") from None
+    report: dict[str, Any] = {
+        "machine": machine_description(),
+        "settings": {"runs": runs, "warmup": warmup, "sizes": sizes, "threads": threads},
+        "models": [],
+        "results": [],
+    }
+    macs = {
+        (i, name): count_macs(proto, *parsed[name])
+        for i, proto in enumerate(protos)
+        for name in sizes
+    }
+    first_bytes, first_params = models[0].stat().st_size, count_params(protos[0])
+    for i, (path, proto) in enumerate(zip(models, protos, strict=True)):
+        size_bytes, params = path.stat().st_size, count_params(proto)
+        report["models"].append(
+            {
+                "model": labels[i],
+                "path": str(path),
+                "bytes": size_bytes,
+                "params": params,
+                "bytes_ratio": _ratio(size_bytes, first_bytes),
+                "params_ratio": _ratio(params, first_params),
+                "macs": {name: macs[(i, name)] for name in sizes},
+            }
+        )
+    rng = np.random.default_rng(0)
+    for n_threads in threads:
+        sessions = [load_session(path, n_threads) for path in models]
+        for name in sizes:
+            height, width = parsed[name]
+            frame = rng.standard_normal((1, 3, height, width), dtype=np.float32)
+            samples, errors = _time_models(sessions, frame, runs, warmup)
+            rows = [
+                {
+                    "model": label,
+                    "size": name,
+                    "height": height,
+                    "width": width,
+                    "threads": n_threads,
+                    **_summarise(samples[i], errors[i], macs[(i, name)]),
+                }
+                for i, label in enumerate(labels)
+            ]
+            for row in rows:
+                row["ratio"] = _ratio(row["median_ms"], rows[0]["median_ms"])
+            report["results"] += rows
+            if tick is not None:
+                tick()
+    order = {name: k for k, name in enumerate(sizes)}
+    report["results"].sort(key=lambda row: (order[row["size"]], row["threads"]))
+    return report
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Markdown tables: the models' cost, then latency per size and threads.
+
+    ``x first`` is the ratio to the first model given (latency: lower is faster).
+    """
+    machine = report["machine"]
+    settings = report["settings"]
+    lines = [
+        f"machine: {machine['cpu']}, {machine['cores']} cores, "
+        f"onnxruntime {machine['onnxruntime']}; {settings['warmup']} warm-up + "
+        f"{settings['runs']} timed runs, models interleaved",
+        "",
+        "| model | file bytes | x first | params | x first |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for m in report["models"]:
+        lines.append(
+            f"| {m['model']} | {m['bytes']:,} | {_fmt(m['bytes_ratio'], '.2f')} "
+            f"| {m['params']:,} | {_fmt(m['params_ratio'], '.2f')} |"
+        )
+    lines += [
+        "",
+        "| size | threads | model | median ms | p90 ms | x first | GMAC/frame | GMAC/s |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in report["results"]:
+        size = f"{row['size']} ({row['height']}x{row['width']})"
+        gmac = None if row["macs"] is None else row["macs"] / 1e9
+        if row["status"] == "ok":
+            timing = f"{row['median_ms']:.2f} | {row['p90_ms']:.2f} | {_fmt(row['ratio'], '.2f')}"
+        else:
+            timing = "fails | - | -"
+        lines.append(
+            f"| {size} | {row['threads']} | {row['model']} | {timing} "
+            f"| {_fmt(gmac, '.3f')} | {_fmt(row['gmac_per_s'], '.1f')} |"
+        )
+    failures = {
+        (row["model"], row["height"], row["width"]): row["error"]
+        for row in report["results"]
+        if row["status"] == "fails"
+    }
+    if failures:
+        lines.append("")
+    for (model, height, width), error in failures.items():
+        lines.append(f"{model} fails at {height}x{width}: {error}")
+    return "\n".join(lines)
