@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from sod_train.model import TinyUNet, UNetConfig, count_parameters
 from sod_train.presets import PRESETS
 from sod_train.train import TrainConfig
@@ -11,7 +10,10 @@ def test_default_is_the_anchor_layout():
     assert count_parameters(model) == 112_841
     convt = [m for m in model.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [(m.in_channels, m.out_channels, m.bias) for m in convt] == [
-        (48, 32, None), (32, 16, None), (16, 8, None)]
+        (48, 32, None),
+        (32, 16, None),
+        (16, 8, None),
+    ]
 
 
 @pytest.mark.parametrize("hw", [(1, 1), (2, 3), (7, 13), (37, 53), (64, 64), (121, 250)])

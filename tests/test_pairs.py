@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-
 from sod_train.cli import main
 from sod_train.errors import UserInputError
 from sod_train.pairs import Pair, locate_layout, scan_pairs, split_pairs, split_scan
@@ -45,15 +44,20 @@ def test_every_bad_file_is_reported_at_once(synthetic_root, tmp_path):
 
     scan = scan_pairs(root)
     text = "\n".join(scan.problems)
-    for needle in ["synthetic_00000.jpg: no mask", "orphan.png: orphan mask",
-                   "synthetic_00001.jpg: cannot decode", "synthetic_00002.png: size 5x5",
-                   "synthetic_00003.png: mask must be 8-bit single-channel, got RGB",
-                   "synthetic_00004.png: mask must be 8-bit single-channel, got 16-bit"]:
+    for needle in [
+        "synthetic_00000.jpg: no mask",
+        "orphan.png: orphan mask",
+        "synthetic_00001.jpg: cannot decode",
+        "synthetic_00002.png: size 5x5",
+        "synthetic_00003.png: mask must be 8-bit single-channel, got RGB",
+        "synthetic_00004.png: mask must be 8-bit single-channel, got 16-bit",
+    ]:
         assert needle in text
     assert len(scan.problems) == 7
 
-    result = CliRunner().invoke(main, ["train", "--duts-root", str(root), "--output",
-                                       str(tmp_path / "x.onnx"), "--quiet"])
+    result = CliRunner().invoke(
+        main, ["train", "--duts-root", str(root), "--output", str(tmp_path / "x.onnx"), "--quiet"]
+    )
     assert result.exit_code == 2
     assert "7 bad file(s)" in result.output and "--skip-bad" in result.output
     assert "Traceback" not in result.output
@@ -70,20 +74,25 @@ def test_truncated_jpeg_is_caught_when_decoding(synthetic_root, tmp_path):
     scan = scan_pairs(root)
     assert scan.problems == []  # the header reads fine ...
     _, problems = decode_pairs(scan.pairs, 32, None, 0, "", True)
-    assert len(problems) == 1 and "synthetic_00007.jpg: cannot decode" in problems[0]  # ... pixels don't
+    assert (
+        len(problems) == 1 and "synthetic_00007.jpg: cannot decode" in problems[0]
+    )  # ... pixels don't
 
 
 def test_rgb_masks_accepted_only_when_asked(synthetic_root, tmp_path):
     root = _copy(synthetic_root, tmp_path)
     w, h = Image.open(root / "DUTS-TR-Image" / "synthetic_00003.jpg").size
-    Image.fromarray(np.full((h, w, 3), 255, np.uint8)).save(root / "DUTS-TR-Mask" / "synthetic_00003.png")
+    Image.fromarray(np.full((h, w, 3), 255, np.uint8)).save(
+        root / "DUTS-TR-Mask" / "synthetic_00003.png"
+    )
     assert len(scan_pairs(root).problems) == 1
     assert scan_pairs(root, allow_rgb=True).problems == []
 
 
 def test_split_is_the_anchor_fold():
-    pairs = [Pair(f"p{i:05d}", Path(f"/i/p{i:05d}.jpg"), Path(f"/m/p{i:05d}.png"))
-             for i in range(10_553)]
+    pairs = [
+        Pair(f"p{i:05d}", Path(f"/i/p{i:05d}.jpg"), Path(f"/m/p{i:05d}.png")) for i in range(10_553)
+    ]
     train, val = split_pairs(list(reversed(pairs)), 0.05, 42)  # input order must not matter
     expected = list(pairs)
     random.Random(42).shuffle(expected)

@@ -12,7 +12,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-
 from conftest import REPO
 from sod_train.cli import main
 from sod_train.errors import GateError
@@ -28,16 +27,32 @@ def small_config(**overrides):
 
 
 def run_small(root, ckpt_dir=None, **runtime):
-    return train(root, small_config(), Runtime(device="cpu", quiet=True, checkpoint_dir=ckpt_dir, **runtime))
+    return train(
+        root, small_config(), Runtime(device="cpu", quiet=True, checkpoint_dir=ckpt_dir, **runtime)
+    )
 
 
 def test_script_trains_exports_and_the_onnx_runs_at_odd_sizes(synthetic_root, tmp_path):
     out = tmp_path / "model" / "x.onnx"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "ai/scripts/train_saliency_student.py"), "--duts-root",
-         str(synthetic_root), "--output", str(out), *SMALL, "--min-val-iou", "0",
-         "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(REPO / "ai/scripts/train_saliency_student.py"),
+            "--duts-root",
+            str(synthetic_root),
+            "--output",
+            str(out),
+            *SMALL,
+            "--min-val-iou",
+            "0",
+            "--checkpoint-dir",
+            str(tmp_path / "ck"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     proto = onnx.load(out)
     assert [(o.domain, o.version) for o in proto.opset_import] == [("", 17)]
@@ -48,7 +63,9 @@ def test_script_trains_exports_and_the_onnx_runs_at_odd_sizes(synthetic_root, tm
     assert dims == ["H", "W"]
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     for h, w in [(1, 1), (7, 13), (33, 47), (540, 960)]:
-        y = session.run(None, {"input": np.random.default_rng(1).standard_normal((1, 3, h, w), np.float32)})[0]
+        y = session.run(
+            None, {"input": np.random.default_rng(1).standard_normal((1, 3, h, w), np.float32)}
+        )[0]
         assert y.shape == (1, 1, h, w) and np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
     metrics = json.loads(out.with_suffix(".metrics.json").read_text())
     assert metrics["model_id"] == "x" and metrics["onnx"]["opset"] == 17
@@ -63,9 +80,22 @@ def test_script_trains_exports_and_the_onnx_runs_at_odd_sizes(synthetic_root, tm
 def test_gate_refuses_and_keeps_the_old_file(synthetic_root, tmp_path):
     out = tmp_path / "x.onnx"
     out.write_bytes(b"previous release")
-    result = CliRunner().invoke(main, ["train", "--duts-root", str(synthetic_root), "--output", str(out),
-                                       *SMALL, "--min-val-iou", "1.0", "--quiet",
-                                       "--checkpoint-dir", str(tmp_path / "ck")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--duts-root",
+            str(synthetic_root),
+            "--output",
+            str(out),
+            *SMALL,
+            "--min-val-iou",
+            "1.0",
+            "--quiet",
+            "--checkpoint-dir",
+            str(tmp_path / "ck"),
+        ],
+    )
     assert result.exit_code == 1
     assert "ship gate" in result.output and "below --min-val-iou 1.0" in result.output
     assert "Traceback" not in result.output
@@ -87,12 +117,17 @@ def test_same_seed_same_weights_and_same_onnx_bytes(synthetic_root, tmp_path):
 
 def test_interrupted_then_resumed_equals_uninterrupted(synthetic_root, tmp_path):
     cfg = small_config(epochs=3)
-    straight = train(synthetic_root, cfg, Runtime(device="cpu", quiet=True, checkpoint_dir=tmp_path / "a"))
+    straight = train(
+        synthetic_root, cfg, Runtime(device="cpu", quiet=True, checkpoint_dir=tmp_path / "a")
+    )
     rt = Runtime(device="cpu", quiet=True, checkpoint_dir=tmp_path / "b", stop_after_epoch=1)
     first = train(synthetic_root, cfg, rt)
     assert not first.finished and len(first.history) == 1
-    resumed = train(synthetic_root, cfg, Runtime(device="cpu", quiet=True, checkpoint_dir=tmp_path / "b",
-                                                 resume=True))
+    resumed = train(
+        synthetic_root,
+        cfg,
+        Runtime(device="cpu", quiet=True, checkpoint_dir=tmp_path / "b", resume=True),
+    )
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
     for key in straight.best_state:
         assert torch.equal(straight.best_state[key], resumed.best_state[key]), key
@@ -103,21 +138,53 @@ def test_interrupted_then_resumed_equals_uninterrupted(synthetic_root, tmp_path)
 
 def test_resume_refuses_a_different_recipe(synthetic_root, tmp_path):
     run_small(synthetic_root, tmp_path / "ck")
-    result = CliRunner().invoke(main, ["train", "--duts-root", str(synthetic_root), "--output",
-                                       str(tmp_path / "x.onnx"), *SMALL[:-2], "--lr", "0.01", "--resume",
-                                       "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--duts-root",
+            str(synthetic_root),
+            "--output",
+            str(tmp_path / "x.onnx"),
+            *SMALL[:-2],
+            "--lr",
+            "0.01",
+            "--resume",
+            "--checkpoint-dir",
+            str(tmp_path / "ck"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 2 and "different recipe" in result.output
 
 
 def test_export_command_reproduces_the_trained_file(synthetic_root, tmp_path):
     result = run_small(synthetic_root, tmp_path / "ck")
     export(result, tmp_path / "direct.onnx", min_val_iou=0)
-    cli = CliRunner().invoke(main, ["export", str(tmp_path / "ck"), "--output", str(tmp_path / "again.onnx"),
-                                    "--min-val-iou", "0"])
+    cli = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(tmp_path / "ck"),
+            "--output",
+            str(tmp_path / "again.onnx"),
+            "--min-val-iou",
+            "0",
+        ],
+    )
     assert cli.exit_code == 0, cli.output
     assert (tmp_path / "direct.onnx").read_bytes() == (tmp_path / "again.onnx").read_bytes()
-    refused = CliRunner().invoke(main, ["export", str(tmp_path / "ck"), "--output", str(tmp_path / "no.onnx"),
-                                        "--min-val-iou", "1"])
+    refused = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(tmp_path / "ck"),
+            "--output",
+            str(tmp_path / "no.onnx"),
+            "--min-val-iou",
+            "1",
+        ],
+    )
     assert refused.exit_code == 1 and not (tmp_path / "no.onnx").exists()
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"nope")
@@ -137,7 +204,9 @@ def test_skip_bad_skips_and_counts(synthetic_root, tmp_path):
 
 class ResizeNet(torch.nn.Module):
     def forward(self, x):
-        return torch.sigmoid(F.interpolate(x[:, :1], scale_factor=2.0, mode="bilinear")[:, :, ::2, ::2])
+        return torch.sigmoid(
+            F.interpolate(x[:, :1], scale_factor=2.0, mode="bilinear")[:, :, ::2, ::2]
+        )
 
 
 def test_allowlist_catches_a_planted_resize():

@@ -8,8 +8,9 @@ error (:mod:`sod_train.errors`) becomes one line on stderr and its exit code.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -34,6 +35,14 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def fail(exc: SodTrainError) -> NoReturn:
+    """Print ``error: ...`` (prefixed by the rank inside a torchrun job) and exit."""
+    rank = os.environ.get("RANK") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    prefix = f"rank {rank}: " if rank is not None else ""
+    click.echo(f"{prefix}error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
 class LazyGroup(click.Group):
     """A click group whose sub-commands are imported only when used."""
 
@@ -52,8 +61,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SodTrainError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            fail(exc)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -64,8 +72,7 @@ def run_standalone(command: click.Command, prog_name: str) -> None:
     try:
         command.main(prog_name=prog_name, standalone_mode=True)
     except SodTrainError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        fail(exc)
 
 
 @click.group(cls=LazyGroup)

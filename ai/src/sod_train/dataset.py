@@ -31,18 +31,15 @@ TRAIN_MARGIN = 32  # training images keep crop + 32 pixels on the shorter side
 def resize_short_side(img: Image.Image, short: int, resample: int) -> Image.Image:
     """Resize so the shorter side is ``short``, keeping aspect (torchvision's rounding)."""
     w, h = img.size
-    if w <= h:
-        size = (short, int(short * h / w))
-    else:
-        size = (int(short * w / h), short)
+    size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
     return img if size == (w, h) else img.resize(size, resample)
 
 
 def center_crop(img: Image.Image, size: int) -> Image.Image:
     """Centre ``size x size`` crop (torchvision's rounding of the offsets)."""
     w, h = img.size
-    top = int(round((h - size) / 2.0))
-    left = int(round((w - size) / 2.0))
+    top = round((h - size) / 2.0)
+    left = round((w - size) / 2.0)
     return img.crop((left, top, left + size, top + size))
 
 
@@ -102,7 +99,12 @@ class DecodedSet:
 
 
 def decode_pairs(
-    pairs: list[Pair], short: int, crop: int | None, workers: int, label: str, quiet: bool,
+    pairs: list[Pair],
+    short: int,
+    crop: int | None,
+    workers: int,
+    label: str,
+    quiet: bool,
     allow_rgb: bool = False,
 ) -> tuple[DecodedSet, list[str]]:
     """Decode every pair (in ``workers`` processes if > 0); return the set and problems."""
@@ -133,16 +135,15 @@ def normalize(batch_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def train_batches(
-    data: DecodedSet, batch_size: int, crop: int, generator: torch.Generator
+    data: DecodedSet, order: list[int], batch_size: int, crop: int, generator: torch.Generator
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of shuffled (uint8 image, float mask) batches with random crop + flip.
+    """(uint8 image, float mask) batches over ``order`` with random crop + flip.
 
     All random numbers come from ``generator`` (on the CPU), so the sequence is the
     same whichever device holds the data.
     """
-    order = torch.randperm(len(data), generator=generator)
     for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size].tolist()
+        idx = order[start : start + batch_size]
         draws = torch.rand(len(idx), 3, generator=generator)
         images, masks = [], []
         for i, (ry, rx, rflip) in zip(idx, draws.tolist(), strict=True):
@@ -156,12 +157,3 @@ def train_batches(
             images.append(img)
             masks.append(mask)
         yield torch.stack(images), torch.stack(masks).float()
-
-
-def val_batches(data: DecodedSet, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Fixed-order (uint8 image, float mask) batches of the centre-cropped validation set."""
-    for start in range(0, len(data), batch_size):
-        yield (
-            torch.stack(data.images[start : start + batch_size]),
-            torch.stack(data.masks[start : start + batch_size]).float(),
-        )

@@ -99,8 +99,9 @@ def verify_onnx(proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path) 
         raise GateError("export: BatchNormalization node left in the graph")
     violations = allowlist_violations(proto, load_allowlist(allowlist_path))
     if violations:
-        raise GateError(f"export: {len(violations)} node(s) not on {allowlist_path}: "
-                        + "; ".join(violations))
+        raise GateError(
+            f"export: {len(violations)} node(s) not on {allowlist_path}: " + "; ".join(violations)
+        )
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     parity: dict[str, float] = {}
     rng = np.random.default_rng(0)

@@ -24,14 +24,23 @@ from .pairs import raise_if_problems, scan_pairs, split_scan
 BATCH = 32
 
 
-def fold_iou(model_path: str | Path, root: str | Path, crop: int = 256, seed: int = 42,
-             val_fraction: float = 0.05, workers: int = 0, quiet: bool = True,
-             convert_rgb_masks: bool = False, skip_bad: bool = False) -> dict:
+def fold_iou(
+    model_path: str | Path,
+    root: str | Path,
+    crop: int = 256,
+    seed: int = 42,
+    val_fraction: float = 0.05,
+    workers: int = 0,
+    quiet: bool = True,
+    convert_rgb_masks: bool = False,
+    skip_bad: bool = False,
+) -> dict:
     """IoU at 0.5 of ``model_path`` on the seed's validation fold of ``root``."""
     scan = scan_pairs(root, allow_rgb=convert_rgb_masks)
     _, val_pairs = split_scan(scan, val_fraction, seed)
-    val, problems = decode_pairs(val_pairs, crop, crop, workers, "decode fold", quiet,
-                                 convert_rgb_masks)
+    val, problems = decode_pairs(
+        val_pairs, crop, crop, workers, "decode fold", quiet, convert_rgb_masks
+    )
     raise_if_problems(scan.problems + problems, Path(root), skip_bad)
     try:
         session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
@@ -49,9 +58,15 @@ def fold_iou(model_path: str | Path, root: str | Path, crop: int = 256, seed: in
             union = float(pred.sum() + gt.sum()) - inter
             ious.append((inter + 1e-6) / (union + 1e-6))
     batch_means = [float(np.mean(ious[s : s + BATCH])) for s in range(0, len(ious), BATCH)]
-    return {"model": Path(model_path).name, "n": len(ious), "crop": crop, "seed": seed,
-            "val_fraction": val_fraction, "iou": float(np.mean(ious)),
-            "iou_batch": float(np.mean(batch_means))}
+    return {
+        "model": Path(model_path).name,
+        "n": len(ious),
+        "crop": crop,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "iou": float(np.mean(ious)),
+        "iou_batch": float(np.mean(batch_means)),
+    }
 
 
 @click.command("fold-iou")
@@ -61,16 +76,31 @@ def fold_iou(model_path: str | Path, root: str | Path, crop: int = 256, seed: in
 @click.option("--seed", default=42, show_default=True)
 @click.option("--val-fraction", default=0.05, show_default=True)
 @click.option("--workers", default=0, show_default=True)
-@click.option("--convert-rgb-masks", is_flag=True, help="Accept RGB masks (luminance), as the anchor did.")
+@click.option(
+    "--convert-rgb-masks", is_flag=True, help="Accept RGB masks (luminance), as the anchor did."
+)
 @click.option("--skip-bad", is_flag=True, help="Skip bad pairs instead of failing.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
-def fold_iou_cmd(models: tuple[Path, ...], duts_root: Path, crop_size: int, seed: int,
-                 val_fraction: float, workers: int, convert_rgb_masks: bool, skip_bad: bool,
-                 as_json: bool, quiet: bool) -> None:
+def fold_iou_cmd(
+    models: tuple[Path, ...],
+    duts_root: Path,
+    crop_size: int,
+    seed: int,
+    val_fraction: float,
+    workers: int,
+    convert_rgb_masks: bool,
+    skip_bad: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Validation-fold IoU (anchor protocol) of one or more ONNX MODELS, side by side."""
-    results = [fold_iou(m, duts_root, crop_size, seed, val_fraction, workers, quiet,
-                        convert_rgb_masks, skip_bad) for m in models]
+    results = [
+        fold_iou(
+            m, duts_root, crop_size, seed, val_fraction, workers, quiet, convert_rgb_masks, skip_bad
+        )
+        for m in models
+    ]
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

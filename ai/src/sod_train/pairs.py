@@ -121,7 +121,8 @@ def check_pair_headers(pair: Pair, allow_rgb: bool = False) -> str | None:
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             return f"{path}: cannot decode ({exc.__class__.__name__}: {exc})"
     if sizes[0] != sizes[1]:
-        return f"{pair.mask}: size {sizes[1][0]}x{sizes[1][1]} != image size {sizes[0][0]}x{sizes[0][1]}"
+        (iw, ih), (mw, mh) = sizes
+        return f"{pair.mask}: size {mw}x{mh} != image size {iw}x{ih}"
     return None
 
 

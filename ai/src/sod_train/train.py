@@ -22,9 +22,12 @@ from typing import Any
 import click
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 
 from . import atomicio
-from .dataset import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches, val_batches
+from .dataset import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches
+from .distributed import DistInfo, all_reduce_sum, average_buffers, barrier, current
 from .errors import UserInputError
 from .losses import iou_at_half, saliency_loss
 from .model import TinyUNet, UNetConfig, count_parameters
@@ -139,7 +142,9 @@ def load_data(
     scan = scan_pairs(root, allow_rgb=rgb)
     train_pairs, val_pairs = split_scan(scan, cfg.val_fraction, cfg.seed)
     short = cfg.crop_size + TRAIN_MARGIN
-    train_set, train_bad = decode_pairs(train_pairs, short, None, workers, "decode train", quiet, rgb)
+    train_set, train_bad = decode_pairs(
+        train_pairs, short, None, workers, "decode train", quiet, rgb
+    )
     val_set, val_bad = decode_pairs(
         val_pairs, cfg.crop_size, cfg.crop_size, workers, "decode val", quiet, rgb
     )
@@ -174,19 +179,33 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 def validate(
     model: torch.nn.Module, data: DecodedSet, loss_kind: str, device: torch.device
 ) -> dict[str, float]:
-    """Validation loss and IoU at 0.5: per-image mean and the anchor's mean of batch means."""
+    """Validation loss and IoU at 0.5 over the whole set, exactly once.
+
+    Under DDP each rank scores every world-th image and writes its per-image IoU and
+    loss into a full-length vector; summing those vectors over ranks gives every
+    rank the complete per-image list, so both the per-image mean and the anchor's
+    mean of per-batch (32) means are computed exactly as in a single process.
+    """
     model.eval()
-    ious, batch_means, loss_sum = [], [], 0.0
-    for images, masks in val_batches(data, VAL_BATCH):
-        images, masks = images.to(device), masks.to(device)
+    info = current()
+    n = len(data)
+    ious = torch.zeros(n, dtype=torch.float64, device=device)
+    losses = torch.zeros(n, dtype=torch.float64, device=device)
+    mine = list(range(info.rank, n, info.world))
+    for start in range(0, len(mine), VAL_BATCH):
+        idx = mine[start : start + VAL_BATCH]
+        images = torch.stack([data.images[i] for i in idx]).to(device)
+        masks = torch.stack([data.masks[i] for i in idx]).to(device).float()
         logits = model.logits(normalize(images))
-        loss_sum += saliency_loss(logits, masks, loss_kind).item() * len(images)
-        iou = iou_at_half(torch.sigmoid(logits.float()), masks)
-        ious.append(iou)
-        batch_means.append(iou.mean().item())
+        where = torch.tensor(idx, device=device)
+        losses[where] = saliency_loss(logits, masks, loss_kind, per_image=True).double()
+        ious[where] = iou_at_half(torch.sigmoid(logits.float()), masks).double()
+    all_reduce_sum(ious)
+    all_reduce_sum(losses)
+    batch_means = [ious[s : s + VAL_BATCH].mean().item() for s in range(0, n, VAL_BATCH)]
     return {
-        "val_loss": loss_sum / len(data),
-        "val_iou": torch.cat(ious).mean().item(),
+        "val_loss": losses.mean().item(),
+        "val_iou": ious.mean().item(),
         "val_iou_batch": float(np.mean(batch_means)),
     }
 
@@ -236,99 +255,162 @@ def _nondeterministic_ops(caught: list[warnings.WarningMessage]) -> list[str]:
     return sorted(found)
 
 
+class _Logits(torch.nn.Module):
+    """Expose ``model.logits`` as ``forward`` so DDP can wrap the training pass."""
+
+    def __init__(self, model: TinyUNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.logits(x)
+
+
+def epoch_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
+    """Augmentation RNG for one (epoch, rank): resumable with no RNG state to carry."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 7_919 + rank)
+
+
+def epoch_order(n: int, seed: int, epoch: int, info: DistInfo) -> list[int]:
+    """This rank's shuffled sample indices for ``epoch`` (DistributedSampler, seed + epoch)."""
+    sampler = DistributedSampler(
+        range(n), num_replicas=info.world, rank=info.rank, shuffle=True, seed=seed, drop_last=False
+    )
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+def train_one_epoch(
+    step_model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: DecodedSet,
+    cfg: TrainConfig,
+    rt: Runtime,
+    epoch: int,
+    device: torch.device,
+    info: DistInfo,
+) -> dict[str, float]:
+    """One pass over this rank's share of the training set; returns loss and speed."""
+    step_model.train()
+    per_rank_batch = cfg.batch_size // info.world
+    order = epoch_order(len(data), cfg.seed, epoch, info)
+    batches = train_batches(
+        data, order, per_rank_batch, cfg.crop_size, epoch_generator(cfg.seed, epoch, info.rank)
+    )
+    amp = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=rt.amp and device.type == "cuda"
+    )
+    t0 = time.perf_counter()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    seen, shown = 0, {"loss": float("nan")}
+
+    def status(_: object) -> str:
+        rate = seen * info.world / max(time.perf_counter() - t0, 1e-9)
+        return f"loss {shown['loss']:.4f}  {rate:.0f} img/s"
+
+    n_batches = math.ceil(len(order) / per_rank_batch)
+    with click.progressbar(
+        batches,
+        length=n_batches,
+        label=f"epoch {epoch}/{cfg.epochs}",
+        hidden=rt.quiet or not info.is_main,
+        item_show_func=status,
+    ) as bar:
+        for step, (images, masks) in enumerate(bar):
+            x = normalize(images.to(device, non_blocking=True))
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with amp:
+                logits = step_model(x)
+            loss = saliency_loss(logits, masks.to(device, non_blocking=True), cfg.loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach().double() * len(images)
+            seen += len(images)
+            if step % 10 == 0 or step == n_batches - 1:
+                shown["loss"] = loss_sum.item() / seen
+    totals = all_reduce_sum(
+        torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=device)])
+    )
+    seconds = time.perf_counter() - t0
+    return {
+        "train_loss": (totals[0] / totals[1]).item(),
+        "img_per_s": totals[1].item() / seconds,
+        "train_seconds": seconds,
+    }
+
+
 def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> TrainResult:
-    """Train on the pairs under ``root`` and return the best-validation-IoU weights."""
+    """Train on the pairs under ``root`` and return the best-validation-IoU weights.
+
+    Runs as one process, or as one rank of a torchrun job (see distributed.py):
+    ``cfg.batch_size`` is the global batch, split evenly across ranks.
+    """
     rt = rt or Runtime()
     root = Path(root)
+    info = current()
     device = resolve_device(rt.device)
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
+    if cfg.batch_size % info.world:
+        raise UserInputError(
+            f"--batch-size {cfg.batch_size} is not divisible by the "
+            f"{info.world} ranks; the global batch is split evenly"
+        )
     seed_everything(cfg.seed, device)
-    train_set, val_set, data_info = load_data(root, cfg, rt.workers, rt.quiet)
+    quiet = rt.quiet or not info.is_main
+    train_set, val_set, data_info = load_data(root, cfg, rt.workers, quiet)
     if device.type == "cuda":  # keep the decoded set on the GPU: augmentation runs there
         train_set, val_set = train_set.to(device), val_set.to(device)
 
     torch.manual_seed(cfg.seed)
-    model = TinyUNet(cfg.model_config).to(device)
+    model = TinyUNet(cfg.model_config)
+    params = count_parameters(model)
+    if info.enabled and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # BN over the global batch
+    model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    step_model: torch.nn.Module = _Logits(model)
+    if info.enabled:
+        # BN statistics stay per rank while training (buffers not broadcast) and are
+        # averaged over ranks before each validation: see distributed.average_buffers.
+        step_model = DistributedDataParallel(
+            step_model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False,
+        )
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=0.0)
-    generator = torch.Generator().manual_seed(cfg.seed)
     env = environment(str(device))
-    env["deterministic"] = device.type == "cpu"
-    env["nondeterministic"] = []
-
-    start_epoch, history = 1, []
-    best = {"epoch": 0, "val_iou": -1.0, "val_iou_batch": -1.0, "state": None}
-    ckpt_path = rt.checkpoint_dir / CHECKPOINT_NAME if rt.checkpoint_dir else None
-    if rt.resume and ckpt_path and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        if TrainConfig.from_dict(state["config"]) != cfg:
-            raise UserInputError(
-                f"{ckpt_path}: checkpoint was made with a different recipe; "
-                "pass the same options or another --checkpoint-dir"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, history = state["epoch"] + 1, state["history"]
-        best = {
-            "epoch": state["best_epoch"],
-            "val_iou": state["best_val_iou"],
-            "val_iou_batch": state["best_val_iou_batch"],
-            "state": state["best_state"],
-        }
-        if not rt.quiet:
-            click.echo(f"resumed from {ckpt_path} after epoch {state['epoch']}", err=True)
-
-    n_batches = math.ceil(len(train_set) / cfg.batch_size)
-    amp = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=rt.amp and device.type == "cuda"
+    env.update(
+        {"world_size": info.world, "deterministic": device.type == "cpu", "nondeterministic": []}
     )
+
+    ckpt_path = rt.checkpoint_dir / CHECKPOINT_NAME if rt.checkpoint_dir else None
+    start_epoch, history, best = (
+        1,
+        [],
+        {"epoch": 0, "val_iou": -1.0, "val_iou_batch": -1.0, "state": None},
+    )
+    if rt.resume and ckpt_path and ckpt_path.exists():
+        start_epoch, history, best = _resume(ckpt_path, cfg, model, optimizer, scheduler, quiet)
+
     last_epoch = cfg.epochs if rt.stop_after_epoch is None else min(cfg.epochs, rt.stop_after_epoch)
     for epoch in range(start_epoch, last_epoch + 1):
-        model.train()
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        shown = {"loss": float("nan")}
-        batches = train_batches(train_set, cfg.batch_size, cfg.crop_size, generator)
-        with (
-            warnings.catch_warnings(record=True) as caught,
-            click.progressbar(
-                batches,
-                length=n_batches,
-                label=f"epoch {epoch}/{cfg.epochs}",
-                hidden=rt.quiet,
-                item_show_func=lambda _: (
-                    f"loss {shown['loss']:.4f}  {seen / max(time.perf_counter() - t0, 1e-9):.0f} img/s"
-                ),
-            ) as bar,
-        ):
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            for step, (images, masks) in enumerate(bar):
-                x = normalize(images.to(device, non_blocking=True))
-                if device.type == "cuda":
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with amp:
-                    logits = model.logits(x)
-                loss = saliency_loss(logits, masks.to(device, non_blocking=True), cfg.loss)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(images)
-                seen += len(images)
-                if step % 10 == 0 or step == n_batches - 1:
-                    shown["loss"] = loss_sum.item() / seen
+            stats = train_one_epoch(step_model, optimizer, train_set, cfg, rt, epoch, device, info)
         if device.type == "cuda":
             torch.cuda.synchronize()
             env["nondeterministic"] = sorted(
                 set(env["nondeterministic"]) | set(_nondeterministic_ops(caught))
             )
-        train_seconds = time.perf_counter() - t0
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
+        average_buffers(model)
         metrics = validate(model, val_set, cfg.loss, device)
         if metrics["val_iou"] > best["val_iou"]:
             best = {
@@ -340,23 +422,16 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
         history.append(
             {
                 "epoch": epoch,
-                "train_loss": loss_sum.item() / seen,
+                "train_loss": stats["train_loss"],
                 **metrics,
                 "lr": lr,
                 "seconds": time.perf_counter() - t0,
-                "img_per_s": seen / train_seconds,
+                "img_per_s": stats["img_per_s"],
             }
         )
-        if not rt.quiet:
-            h = history[-1]
-            click.echo(
-                f"epoch {epoch}/{cfg.epochs}  train_loss {h['train_loss']:.4f}  val_loss {h['val_loss']:.4f}  "
-                f"val_iou {h['val_iou']:.4f} (batch {h['val_iou_batch']:.4f})  "
-                f"{h['img_per_s']:.0f} img/s  {h['seconds']:.1f}s"
-                + ("  *best" if best["epoch"] == epoch else ""),
-                err=True,
-            )
-        if ckpt_path:
+        if not quiet:
+            _print_epoch(history[-1], cfg.epochs, best["epoch"] == epoch)
+        if ckpt_path and info.is_main:
             save_checkpoint(
                 ckpt_path,
                 {
@@ -366,8 +441,6 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
                     "history": history,
                     "best_epoch": best["epoch"],
                     "best_val_iou": best["val_iou"],
@@ -377,6 +450,7 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
                     "environment": env,
                 },
             )
+        barrier()  # no rank runs ahead of the checkpoint
 
     if best["state"] is None:
         raise UserInputError(
@@ -392,5 +466,44 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
         data=data_info,
         environment=env,
         finished=last_epoch == cfg.epochs,
-        extra={"params": count_parameters(model)},
+        extra={"params": params},
+    )
+
+
+def _resume(
+    path: Path,
+    cfg: TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    quiet: bool,
+) -> tuple[int, list, dict]:
+    """Load a checkpoint into the live objects; returns (next epoch, history, best)."""
+    state = load_checkpoint(path)
+    if TrainConfig.from_dict(state["config"]) != cfg:
+        raise UserInputError(
+            f"{path}: checkpoint was made with a different recipe; "
+            "pass the same options or another --checkpoint-dir"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if not quiet:
+        click.echo(f"resumed from {path} after epoch {state['epoch']}", err=True)
+    best = {
+        "epoch": state["best_epoch"],
+        "val_iou": state["best_val_iou"],
+        "val_iou_batch": state["best_val_iou_batch"],
+        "state": state["best_state"],
+    }
+    return state["epoch"] + 1, state["history"], best
+
+
+def _print_epoch(h: dict[str, Any], epochs: int, is_best: bool) -> None:
+    click.echo(
+        f"epoch {h['epoch']}/{epochs}  train_loss {h['train_loss']:.4f}  "
+        f"val_loss {h['val_loss']:.4f}  val_iou {h['val_iou']:.4f} "
+        f"(batch {h['val_iou_batch']:.4f})  {h['img_per_s']:.0f} img/s  {h['seconds']:.1f}s"
+        + ("  *best" if is_best else ""),
+        err=True,
     )

@@ -14,7 +14,9 @@ from .presets import preset_names
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
 
 
-def _int_tuple(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+def _int_tuple(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[int, ...] | None:
     if value is None:
         return None
     try:
@@ -26,35 +28,88 @@ def _int_tuple(ctx: click.Context, param: click.Parameter, value: str | None) ->
 def train_options(fn: Callable) -> Callable:
     """The options shared by ``sod-train train`` and ai/scripts/train_saliency_student.py."""
     options = [
-        click.option("--duts-root", required=True, type=click.Path(path_type=Path),
-                     help="Data folder: DUTS-TR-Image/ + DUTS-TR-Mask/ (or images/ + masks/)."),
-        click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-                     help="ONNX file to write, e.g. model/tiny/x.onnx."),
-        click.option("--preset", type=click.Choice(preset_names()), default="default", show_default=True,
-                     help="Named recipe; explicit options override it."),
+        click.option(
+            "--duts-root",
+            required=True,
+            type=click.Path(path_type=Path),
+            help="Data folder: DUTS-TR-Image/ + DUTS-TR-Mask/ (or images/ + masks/).",
+        ),
+        click.option(
+            "--output",
+            required=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="ONNX file to write, e.g. model/tiny/x.onnx.",
+        ),
+        click.option(
+            "--preset",
+            type=click.Choice(preset_names()),
+            default="default",
+            show_default=True,
+            help="Named recipe; explicit options override it.",
+        ),
         click.option("--epochs", type=click.IntRange(min=1), help="Epochs [default: 50]."),
         click.option("--batch-size", type=click.IntRange(min=1), help="Batch size [default: 32]."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate [default: 1e-3]."),
-        click.option("--crop-size", type=click.IntRange(min=8), help="Training crop [default: 256]."),
-        click.option("--seed", type=int, help="Seed for init, split and augmentation [default: 42]."),
-        click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-                     help="Validation share; at least 64 pairs [default: 0.05]."),
-        click.option("--min-val-iou", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-                     help="Ship gate: refuse to export below this best validation IoU."),
-        click.option("--widths", callback=_int_tuple, help="Encoder widths, e.g. 16,32,48 (preset)."),
-        click.option("--dilations", callback=_int_tuple, help="Bottleneck dilations, e.g. 1,2 (preset)."),
-        click.option("--loss", type=click.Choice(["bce+dice", "bce+iou"]), help="Loss [default: bce+dice]."),
-        click.option("--metrics-out", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Metrics JSON [default: <output stem>.metrics.json next to the ONNX]."),
+        click.option(
+            "--lr",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Learning rate [default: 1e-3].",
+        ),
+        click.option(
+            "--crop-size", type=click.IntRange(min=8), help="Training crop [default: 256]."
+        ),
+        click.option(
+            "--seed", type=int, help="Seed for init, split and augmentation [default: 42]."
+        ),
+        click.option(
+            "--val-fraction",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            help="Validation share; at least 64 pairs [default: 0.05].",
+        ),
+        click.option(
+            "--min-val-iou",
+            type=click.FloatRange(0, 1),
+            default=0.5,
+            show_default=True,
+            help="Ship gate: refuse to export below this best validation IoU.",
+        ),
+        click.option(
+            "--widths", callback=_int_tuple, help="Encoder widths, e.g. 16,32,48 (preset)."
+        ),
+        click.option(
+            "--dilations", callback=_int_tuple, help="Bottleneck dilations, e.g. 1,2 (preset)."
+        ),
+        click.option(
+            "--loss", type=click.Choice(["bce+dice", "bce+iou"]), help="Loss [default: bce+dice]."
+        ),
+        click.option(
+            "--metrics-out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Metrics JSON [default: <output stem>.metrics.json next to the ONNX].",
+        ),
         click.option("--device", type=DEVICES, default="auto", show_default=True),
-        click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Processes used to decode the data set once at start."),
-        click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Checkpoint folder [default: checkpoints/<output stem>/]."),
-        click.option("--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir."),
-        click.option("--skip-bad", is_flag=True, help="Skip (and count) bad pairs instead of failing."),
-        click.option("--convert-rgb-masks", is_flag=True,
-                     help="Accept RGB masks as luminance (DUTS-TR has 3; the anchor kept them)."),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Processes used to decode the data set once at start.",
+        ),
+        click.option(
+            "--checkpoint-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Checkpoint folder [default: checkpoints/<output stem>/].",
+        ),
+        click.option(
+            "--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir."
+        ),
+        click.option(
+            "--skip-bad", is_flag=True, help="Skip (and count) bad pairs instead of failing."
+        ),
+        click.option(
+            "--convert-rgb-masks",
+            is_flag=True,
+            help="Accept RGB masks as luminance (DUTS-TR has 3; the anchor kept them).",
+        ),
         click.option("--amp", is_flag=True, help="bf16 autocast on CUDA (ignored on CPU)."),
         click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines."),
     ]
@@ -63,30 +118,74 @@ def train_options(fn: Callable) -> Callable:
     return fn
 
 
-def run_train(duts_root: Path, output: Path, preset: str, epochs: int | None, batch_size: int | None,
-              lr: float | None, crop_size: int | None, seed: int | None, val_fraction: float | None,
-              min_val_iou: float, widths: tuple[int, ...] | None, dilations: tuple[int, ...] | None,
-              loss: str | None, metrics_out: Path | None, device: str, workers: int,
-              checkpoint_dir: Path | None, resume: bool, skip_bad: bool, convert_rgb_masks: bool,
-              amp: bool, quiet: bool,
-              smoke: bool = False) -> dict:
-    """Train, gate and export in one go; returns the metrics dict."""
+def run_train(
+    duts_root: Path,
+    output: Path,
+    preset: str,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    crop_size: int | None,
+    seed: int | None,
+    val_fraction: float | None,
+    min_val_iou: float,
+    widths: tuple[int, ...] | None,
+    dilations: tuple[int, ...] | None,
+    loss: str | None,
+    metrics_out: Path | None,
+    device: str,
+    workers: int,
+    checkpoint_dir: Path | None,
+    resume: bool,
+    skip_bad: bool,
+    convert_rgb_masks: bool,
+    amp: bool,
+    quiet: bool,
+    smoke: bool = False,
+) -> dict | None:
+    """Train, gate and export in one go; returns the metrics dict (None on ranks > 0).
+
+    Under torchrun every rank trains; only rank 0 gates and writes files.
+    """
+    from .distributed import session
     from .export import check_gate, export
     from .train import Runtime, TrainConfig, train
 
     cfg = TrainConfig.from_preset(
-        preset, epochs=epochs, batch_size=batch_size, lr=lr, crop_size=crop_size, seed=seed,
-        val_fraction=val_fraction, min_val_iou=min_val_iou, widths=widths, dilations=dilations,
-        loss=loss, skip_bad=skip_bad or None, convert_rgb_masks=convert_rgb_masks or None,
+        preset,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        crop_size=crop_size,
+        seed=seed,
+        val_fraction=val_fraction,
+        min_val_iou=min_val_iou,
+        widths=widths,
+        dilations=dilations,
+        loss=loss,
+        skip_bad=skip_bad or None,
+        convert_rgb_masks=convert_rgb_masks or None,
     )
-    rt = Runtime(device=device, workers=workers, resume=resume, quiet=quiet, amp=amp,
-                 checkpoint_dir=checkpoint_dir or Path("checkpoints") / output.stem)
-    result = train(duts_root, cfg, rt)
+    rt = Runtime(
+        device=device,
+        workers=workers,
+        resume=resume,
+        quiet=quiet,
+        amp=amp,
+        checkpoint_dir=checkpoint_dir or Path("checkpoints") / output.stem,
+    )
+    with session(device) as info:
+        result = train(duts_root, cfg, rt)
+    if not info.is_main:
+        return None
     check_gate(result, min_val_iou)
     metrics = export(result, output, metrics_out, min_val_iou=min_val_iou, smoke=smoke)
     if not quiet:
-        click.echo(f"wrote {output} (best val IoU {result.best_val_iou:.4f} at epoch "
-                   f"{result.best_epoch}, {metrics['model']['params']:,} params)", err=True)
+        click.echo(
+            f"wrote {output} (best val IoU {result.best_val_iou:.4f} at epoch "
+            f"{result.best_epoch}, {metrics['model']['params']:,} params)",
+            err=True,
+        )
     return metrics
 
 
@@ -102,10 +201,15 @@ def train(**kwargs) -> None:
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--metrics-out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--min-val-iou", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--allowlist", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_ALLOWLIST,
-              show_default=True)
-def export(checkpoint: Path, output: Path, metrics_out: Path | None, min_val_iou: float,
-           allowlist: Path) -> None:
+@click.option(
+    "--allowlist",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_ALLOWLIST,
+    show_default=True,
+)
+def export(
+    checkpoint: Path, output: Path, metrics_out: Path | None, min_val_iou: float, allowlist: Path
+) -> None:
     """Export a saved CHECKPOINT (file or checkpoint folder) through the same gate and checks."""
     from .export import export as export_result
     from .train import CHECKPOINT_NAME, load_checkpoint, result_from_checkpoint
@@ -113,15 +217,23 @@ def export(checkpoint: Path, output: Path, metrics_out: Path | None, min_val_iou
     path = checkpoint / CHECKPOINT_NAME if checkpoint.is_dir() else checkpoint
     result = result_from_checkpoint(load_checkpoint(path))
     if not result.finished:
-        click.echo(f"note: {path} is from an unfinished run (epoch {len(result.history)} of "
-                   f"{result.config.epochs}); exporting its best epoch so far", err=True)
+        click.echo(
+            f"note: {path} is from an unfinished run (epoch {len(result.history)} of "
+            f"{result.config.epochs}); exporting its best epoch so far",
+            err=True,
+        )
     export_result(result, output, metrics_out, min_val_iou=min_val_iou, allowlist_path=allowlist)
     click.echo(f"wrote {output}", err=True)
 
 
 @click.command("quickstart")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("runs/quickstart"), show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/quickstart"),
+    show_default=True,
+)
 @click.option("--quiet", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the check report as JSON.")
 def quickstart(out_dir: Path, quiet: bool, as_json: bool) -> None:
@@ -137,10 +249,31 @@ def quickstart(out_dir: Path, quiet: bool, as_json: bool) -> None:
     if not (data / "DUTS-TR-Image").is_dir():
         make_synthetic_duts(data, n=160, size=(72, 96))
     output = out_dir / "quickstart_demo.onnx"
-    run_train(duts_root=data, output=output, preset="default", epochs=6, batch_size=16, lr=3e-3,
-              crop_size=64, seed=42, val_fraction=None, min_val_iou=0.5, widths=None, dilations=None,
-              loss=None, metrics_out=None, device="cpu", workers=0, checkpoint_dir=out_dir / "checkpoints",
-              resume=False, skip_bad=False, convert_rgb_masks=False, amp=False, quiet=quiet, smoke=True)
+    run_train(
+        duts_root=data,
+        output=output,
+        preset="default",
+        epochs=6,
+        batch_size=16,
+        lr=3e-3,
+        crop_size=64,
+        seed=42,
+        val_fraction=None,
+        min_val_iou=0.5,
+        widths=None,
+        dilations=None,
+        loss=None,
+        metrics_out=None,
+        device="cpu",
+        workers=0,
+        checkpoint_dir=out_dir / "checkpoints",
+        resume=False,
+        skip_bad=False,
+        convert_rgb_masks=False,
+        amp=False,
+        quiet=quiet,
+        smoke=True,
+    )
     report = check_model(output)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -150,4 +283,3 @@ def quickstart(out_dir: Path, quiet: bool, as_json: bool) -> None:
         click.echo(f"demo model: {output} (synthetic data; not a release model)")
     if not report.passed:
         raise GateError(f"{output}: conformance check failed")
-
