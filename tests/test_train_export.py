@@ -229,3 +229,28 @@ def test_batchnorm_folding_keeps_outputs():
     x = torch.randn(1, 3, 45, 67)
     with torch.no_grad():
         assert torch.allclose(model(x), folded(x), atol=1e-5)
+
+
+def test_no_export_trains_and_checkpoints_only(synthetic_root, tmp_path):
+    out = tmp_path / "x.onnx"
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--duts-root",
+            str(synthetic_root),
+            "--output",
+            str(out),
+            *SMALL,
+            "--no-export",
+            "--checkpoint-dir",
+            str(tmp_path / "ck"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert not out.exists() and (tmp_path / "ck" / "last.pt").exists()
+    assert "sod-train export" in result.output
+    later = CliRunner().invoke(
+        main, ["export", str(tmp_path / "ck"), "--output", str(out), "--min-val-iou", "0"]
+    )
+    assert later.exit_code == 0 and out.exists()

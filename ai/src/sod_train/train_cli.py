@@ -111,6 +111,11 @@ def train_options(fn: Callable) -> Callable:
             help="Accept RGB masks as luminance (DUTS-TR has 3; the anchor kept them).",
         ),
         click.option("--amp", is_flag=True, help="bf16 autocast on CUDA (ignored on CPU)."),
+        click.option(
+            "--no-export",
+            is_flag=True,
+            help="Train and checkpoint only; export later with `sod-train export`.",
+        ),
         click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines."),
     ]
     for option in reversed(options):
@@ -141,6 +146,7 @@ def run_train(
     convert_rgb_masks: bool,
     amp: bool,
     quiet: bool,
+    no_export: bool = False,
     smoke: bool = False,
 ) -> dict | None:
     """Train, gate and export in one go; returns the metrics dict (None on ranks > 0).
@@ -148,7 +154,6 @@ def run_train(
     Under torchrun every rank trains; only rank 0 gates and writes files.
     """
     from .distributed import session
-    from .export import check_gate, export
     from .train import Runtime, TrainConfig, train
 
     cfg = TrainConfig.from_preset(
@@ -178,6 +183,16 @@ def run_train(
         result = train(duts_root, cfg, rt)
     if not info.is_main:
         return None
+    if no_export:
+        click.echo(
+            f"checkpoint: {rt.checkpoint_dir / 'last.pt'} (best val IoU "
+            f"{result.best_val_iou:.4f}); export with: sod-train export "
+            f"{rt.checkpoint_dir} --output {output}",
+            err=True,
+        )
+        return None
+    from .export import check_gate, export  # needs onnxsim: not imported by --no-export
+
     check_gate(result, min_val_iou)
     metrics = export(result, output, metrics_out, min_val_iou=min_val_iou, smoke=smoke)
     if not quiet:
