@@ -30,9 +30,14 @@ def train_options(fn: Callable) -> Callable:
     options = [
         click.option(
             "--duts-root",
-            required=True,
             type=click.Path(path_type=Path),
             help="Data folder: DUTS-TR-Image/ + DUTS-TR-Mask/ (or images/ + masks/).",
+        ),
+        click.option(
+            "--data-cache",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Instead of --duts-root: a folder made by `sod-train build-cache`, "
+            "verified and unpacked once into DIR/extracted/.",
         ),
         click.option(
             "--output",
@@ -124,7 +129,7 @@ def train_options(fn: Callable) -> Callable:
 
 
 def run_train(
-    duts_root: Path,
+    duts_root: Path | None,
     output: Path,
     preset: str,
     epochs: int | None,
@@ -146,6 +151,7 @@ def run_train(
     convert_rgb_masks: bool,
     amp: bool,
     quiet: bool,
+    data_cache: Path | None = None,
     no_export: bool = False,
     smoke: bool = False,
 ) -> dict | None:
@@ -179,6 +185,12 @@ def run_train(
         amp=amp,
         checkpoint_dir=checkpoint_dir or Path("checkpoints") / output.stem,
     )
+    if (duts_root is None) == (data_cache is None):
+        raise click.UsageError("give exactly one of --duts-root and --data-cache")
+    if data_cache is not None:
+        from .data_cache import open_cache
+
+        duts_root = open_cache(data_cache, quiet=quiet)
     with session(device) as info:
         result = train(duts_root, cfg, rt)
     if not info.is_main:
