@@ -254,3 +254,53 @@ def test_no_export_trains_and_checkpoints_only(synthetic_root, tmp_path):
         main, ["export", str(tmp_path / "ck"), "--output", str(out), "--min-val-iou", "0"]
     )
     assert later.exit_code == 0 and out.exists()
+
+
+def test_train_from_a_data_cache_equals_training_from_the_folder(synthetic_root, tmp_path):
+    from sod_train.data_cache import write_cache
+
+    write_cache(synthetic_root, tmp_path / "cache", shard_bytes=64 * 1024, quiet=True)
+    common = [*SMALL, "--min-val-iou", "0", "--quiet"]
+    a = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--data-cache",
+            str(tmp_path / "cache"),
+            "--output",
+            str(tmp_path / "a.onnx"),
+            "--checkpoint-dir",
+            str(tmp_path / "ca"),
+            *common,
+        ],
+    )
+    assert a.exit_code == 0, a.output
+    b = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--duts-root",
+            str(synthetic_root),
+            "--output",
+            str(tmp_path / "b.onnx"),
+            "--checkpoint-dir",
+            str(tmp_path / "cb"),
+            *common,
+        ],
+    )
+    assert b.exit_code == 0, b.output
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    both = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--data-cache",
+            str(tmp_path / "cache"),
+            "--duts-root",
+            str(synthetic_root),
+            "--output",
+            str(tmp_path / "c.onnx"),
+            *common,
+        ],
+    )
+    assert both.exit_code == 2 and "exactly one of --duts-root and --data-cache" in both.output
