@@ -29,7 +29,7 @@ from .allowlist import DEFAULT_ALLOWLIST, allowlist_violations, load_allowlist
 from .dataset import IMAGENET_MEAN, IMAGENET_STD
 from .errors import GateError
 from .golden import write_golden
-from .model import ConvBNReLU, TinyUNet, count_parameters
+from .model import TinyUNet, count_parameters
 from .train import TrainResult
 
 OPSET = 17
@@ -50,12 +50,20 @@ def check_gate(result: TrainResult, min_val_iou: float) -> None:
 
 
 def fold_batchnorm(model: TinyUNet) -> TinyUNet:
-    """A copy of ``model`` in eval mode with every BatchNorm folded into its Conv."""
+    """A copy of ``model`` in eval mode with every BatchNorm folded into its Conv.
+
+    Folds each Conv2d directly followed by a BatchNorm2d inside any ``nn.Sequential``
+    (the plain block's 3x3 conv, the separable block's pointwise conv); a BatchNorm
+    anywhere else is an error rather than a silently unfolded layer.
+    """
     folded = copy.deepcopy(model).eval()
-    for module in folded.modules():
-        if isinstance(module, ConvBNReLU):
-            module[0] = fuse_conv_bn_eval(module[0], module[1])
-            module[1] = nn.Identity()
+    for seq in list(folded.modules()):
+        if not isinstance(seq, nn.Sequential):
+            continue
+        for i in range(len(seq) - 1):
+            if isinstance(seq[i], nn.Conv2d) and isinstance(seq[i + 1], nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
+                seq[i + 1] = nn.Identity()
     if any(isinstance(m, nn.BatchNorm2d) for m in folded.modules()):
         raise GateError("export: a BatchNorm layer was left unfolded")
     return folded

@@ -34,6 +34,31 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optimizer": "adamw",
         "weight_decay": 1e-4,
     },
+    # Ablations (issue 8): each is ``default`` plus ONE lever, on the default 50-epoch
+    # schedule, so ranking them against ``default`` isolates that lever.
+    "ablate-ema": {"ema": 0.999, "epochs": 50},
+    "ablate-jitter": {"scale_jitter": 0.25, "colour_jitter": 0.2, "epochs": 50},
+    "ablate-bce-iou": {"loss": "bce+iou", "epochs": 50},
+    "ablate-adamw": {"optimizer": "adamw", "weight_decay": 1e-4, "epochs": 50},
+    # Encoder depth alone: 4 plain levels (103,033 params).
+    "ablate-deep": {"widths": (16, 24, 32, 32), "epochs": 50},
+    # Depthwise-separable 3x3s let a 5-level encoder fit the budget (112,497 params).
+    "ablate-separable-deep": {"widths": (16, 32, 48, 64, 96), "separable": True, "epochs": 50},
+    # The levers expected to win together, on a long schedule: 5 separable levels
+    # with a (1, 2, 4) dilated context block (114,753 params), BCE + soft IoU, AdamW,
+    # EMA, scale + colour jitter, 200 epochs.
+    "csnet-push": {
+        "widths": (16, 32, 48, 64, 80),
+        "dilations": (1, 2, 4),
+        "separable": True,
+        "loss": "bce+iou",
+        "optimizer": "adamw",
+        "weight_decay": 1e-4,
+        "ema": 0.999,
+        "scale_jitter": 0.25,
+        "colour_jitter": 0.2,
+        "epochs": 200,
+    },
 }
 
 

@@ -1,8 +1,10 @@
 """The trainer: one readable loop from a data folder to the best validation weights.
 
 Adam (or AdamW), cosine annealing to 0 over the epochs, BCE + Dice, best epoch by
-validation IoU at 0.5. Every epoch is checkpointed with everything needed to carry
-on bit-exactly (weights, optimizer, scheduler, the batch RNG, history, best so far),
+validation IoU at 0.5. With ``ema`` > 0 an exponential moving average of the weights
+is kept and is what gets validated, selected and exported. Every epoch is
+checkpointed with everything needed to carry on bit-exactly (weights, EMA,
+optimizer, scheduler, the batch RNG, history, best so far),
 so ``resume=True`` after an interruption ends with the same weights as a run that
 was never interrupted. On the CPU two runs with the same seed and data give
 bit-identical weights.
@@ -15,6 +17,7 @@ import math
 import random
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ import click
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 
 from . import atomicio
@@ -53,9 +57,13 @@ class TrainConfig:
     preset: str = "default"
     widths: tuple[int, ...] = (16, 32, 48)
     dilations: tuple[int, ...] = (1,)
+    separable: bool = False
     loss: str = "bce+dice"
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
+    colour_jitter: float = 0.0  # brightness/contrast/saturation factors in [1-s, 1+s]
+    scale_jitter: float = 0.0  # square window of side crop * [1-s, 1+s], resized to the crop
     skip_bad: bool = False
     convert_rgb_masks: bool = False
 
@@ -69,7 +77,7 @@ class TrainConfig:
 
     @property
     def model_config(self) -> UNetConfig:
-        return UNetConfig(tuple(self.widths), tuple(self.dilations))
+        return UNetConfig(tuple(self.widths), tuple(self.dilations), bool(self.separable))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -165,6 +173,23 @@ def load_data(
         "skipped_files": problems,
     }
     return train_set, val_set, info
+
+
+def check_levers(cfg: TrainConfig) -> None:
+    """Refuse out-of-range quality levers with one clear line (the CLI checks them too)."""
+    if not 0.0 <= cfg.ema < 1.0:
+        raise UserInputError(f"ema {cfg.ema}: the EMA decay must be in [0, 1) (0 = off)")
+    if not 0.0 <= cfg.colour_jitter <= 1.0:
+        raise UserInputError(f"colour_jitter {cfg.colour_jitter}: must be in [0, 1]")
+    if not 0.0 <= cfg.scale_jitter < 1.0:
+        raise UserInputError(f"scale_jitter {cfg.scale_jitter}: must be in [0, 1)")
+
+
+def make_ema(model: torch.nn.Module, decay: float) -> AveragedModel | None:
+    """An EMA copy of ``model`` (weights and BatchNorm buffers), or None when ``decay`` is 0."""
+    if decay <= 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -289,13 +314,23 @@ def train_one_epoch(
     epoch: int,
     device: torch.device,
     info: DistInfo,
+    after_step: Callable[[], None] | None = None,
 ) -> dict[str, float]:
-    """One pass over this rank's share of the training set; returns loss and speed."""
+    """One pass over this rank's share of the training set; returns loss and speed.
+
+    ``after_step`` runs after every optimizer step (the EMA update).
+    """
     step_model.train()
     per_rank_batch = cfg.batch_size // info.world
     order = epoch_order(len(data), cfg.seed, epoch, info)
     batches = train_batches(
-        data, order, per_rank_batch, cfg.crop_size, epoch_generator(cfg.seed, epoch, info.rank)
+        data,
+        order,
+        per_rank_batch,
+        cfg.crop_size,
+        epoch_generator(cfg.seed, epoch, info.rank),
+        scale_jitter=cfg.scale_jitter,
+        colour_jitter=cfg.colour_jitter,
     )
     amp = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=rt.amp and device.type == "cuda"
@@ -326,6 +361,8 @@ def train_one_epoch(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if after_step is not None:
+                after_step()
             loss_sum += loss.detach().double() * len(images)
             seen += len(images)
             if step % 10 == 0 or step == n_batches - 1:
@@ -358,6 +395,7 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
             f"--batch-size {cfg.batch_size} is not divisible by the "
             f"{info.world} ranks; the global batch is split evenly"
         )
+    check_levers(cfg)
     seed_everything(cfg.seed, device)
     quiet = rt.quiet or not info.is_main
     train_set, val_set, data_info = load_data(root, cfg, rt.workers, quiet)
@@ -382,6 +420,9 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
             broadcast_buffers=False,
         )
     optimizer = make_optimizer(model, cfg)
+    # The EMA tracks the unwrapped model; DDP keeps its weights identical on every rank.
+    ema = make_ema(model, cfg.ema)
+    eval_model = ema.module if ema is not None else model  # validated, selected, exported
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=0.0)
     env = environment(str(device))
     env.update(
@@ -395,14 +436,19 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
         {"epoch": 0, "val_iou": -1.0, "val_iou_batch": -1.0, "state": None},
     )
     if rt.resume and ckpt_path and ckpt_path.exists():
-        start_epoch, history, best = _resume(ckpt_path, cfg, model, optimizer, scheduler, quiet)
+        start_epoch, history, best = _resume(
+            ckpt_path, cfg, model, optimizer, scheduler, ema, quiet
+        )
+    after_step = (lambda: ema.update_parameters(model)) if ema is not None else None
 
     last_epoch = cfg.epochs if rt.stop_after_epoch is None else min(cfg.epochs, rt.stop_after_epoch)
     for epoch in range(start_epoch, last_epoch + 1):
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            stats = train_one_epoch(step_model, optimizer, train_set, cfg, rt, epoch, device, info)
+            stats = train_one_epoch(
+                step_model, optimizer, train_set, cfg, rt, epoch, device, info, after_step
+            )
         if device.type == "cuda":
             torch.cuda.synchronize()
             env["nondeterministic"] = sorted(
@@ -411,13 +457,15 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         average_buffers(model)
-        metrics = validate(model, val_set, cfg.loss, device)
+        if ema is not None:
+            average_buffers(eval_model)  # per-rank BN statistics feed the EMA buffers too
+        metrics = validate(eval_model, val_set, cfg.loss, device)
         if metrics["val_iou"] > best["val_iou"]:
             best = {
                 "epoch": epoch,
                 "val_iou": metrics["val_iou"],
                 "val_iou_batch": metrics["val_iou_batch"],
-                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                "state": {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()},
             }
         history.append(
             {
@@ -432,24 +480,24 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
         if not quiet:
             _print_epoch(history[-1], cfg.epochs, best["epoch"] == epoch)
         if ckpt_path and info.is_main:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "format": "sod-train-checkpoint-1",
-                    "config": cfg.to_dict(),
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "history": history,
-                    "best_epoch": best["epoch"],
-                    "best_val_iou": best["val_iou"],
-                    "best_val_iou_batch": best["val_iou_batch"],
-                    "best_state": best["state"],
-                    "data": data_info,
-                    "environment": env,
-                },
-            )
+            state = {
+                "format": "sod-train-checkpoint-1",
+                "config": cfg.to_dict(),
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "history": history,
+                "best_epoch": best["epoch"],
+                "best_val_iou": best["val_iou"],
+                "best_val_iou_batch": best["val_iou_batch"],
+                "best_state": best["state"],
+                "data": data_info,
+                "environment": env,
+            }
+            if ema is not None:
+                state["ema"] = ema.state_dict()
+            save_checkpoint(ckpt_path, state)
         barrier()  # no rank runs ahead of the checkpoint
 
     if best["state"] is None:
@@ -476,6 +524,7 @@ def _resume(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ema: AveragedModel | None,
     quiet: bool,
 ) -> tuple[int, list, dict]:
     """Load a checkpoint into the live objects; returns (next epoch, history, best)."""
@@ -488,6 +537,8 @@ def _resume(
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
     if not quiet:
         click.echo(f"resumed from {path} after epoch {state['epoch']}", err=True)
     best = {

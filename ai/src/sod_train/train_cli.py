@@ -84,7 +84,27 @@ def train_options(fn: Callable) -> Callable:
             "--dilations", callback=_int_tuple, help="Bottleneck dilations, e.g. 1,2 (preset)."
         ),
         click.option(
+            "--separable/--no-separable",
+            default=None,
+            help="Depthwise-separable 3x3 convolutions (all but the first) [default: preset].",
+        ),
+        click.option(
             "--loss", type=click.Choice(["bce+dice", "bce+iou"]), help="Loss [default: bce+dice]."
+        ),
+        click.option(
+            "--ema",
+            type=click.FloatRange(0, 1, max_open=True),
+            help="EMA decay of the weights, e.g. 0.999; validated and exported [default: 0, off].",
+        ),
+        click.option(
+            "--colour-jitter",
+            type=click.FloatRange(0, 1),
+            help="Brightness/contrast/saturation factors in [1-S, 1+S] [default: 0, off].",
+        ),
+        click.option(
+            "--scale-jitter",
+            type=click.FloatRange(0, 1, max_open=True),
+            help="Random window of side crop*[1-S, 1+S] resized to the crop [default: 0, off].",
         ),
         click.option(
             "--metrics-out",
@@ -154,6 +174,10 @@ def run_train(
     data_cache: Path | None = None,
     no_export: bool = False,
     smoke: bool = False,
+    separable: bool | None = None,
+    ema: float | None = None,
+    colour_jitter: float | None = None,
+    scale_jitter: float | None = None,
 ) -> dict | None:
     """Train, gate and export in one go; returns the metrics dict (None on ranks > 0).
 
@@ -173,7 +197,11 @@ def run_train(
         min_val_iou=min_val_iou,
         widths=widths,
         dilations=dilations,
+        separable=separable,
         loss=loss,
+        ema=ema,
+        colour_jitter=colour_jitter,
+        scale_jitter=scale_jitter,
         skip_bad=skip_bad or None,
         convert_rgb_masks=convert_rgb_masks or None,
     )
