@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
+
 from sod_train import pairs
 from sod_train.evaluate import load_mask, predict_uint8, tune_allocator
 from sod_train.imageio import load_rgb, to_model_input

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from sod_train.dataset import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches
 from sod_train.losses import saliency_loss
 from sod_train.model import TinyUNet

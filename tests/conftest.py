@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from sod_train.synthetic import make_synthetic_duts
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from onnx import TensorProto, helper
+
 from sod_train.allowlist import (
     DEFAULT_ALLOWLIST,
     allowlist_violations,

@@ -10,6 +10,7 @@ import onnx
 import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
+
 from sod_train.bench import count_macs, count_params, parse_size
 from sod_train.cli import main
 from sod_train.errors import UserInputError

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from test_schema import make_metrics
+
 from sod_train import card as card_module
 from sod_train.card import render_card, write_card
 from sod_train.cli import main
-from test_schema import make_metrics
 
 LICENCE = "CC-BY-NC-4.0 (weights)"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+
 from sod_train.cli import main
 from sod_train.data_cache import MANIFEST, MARKER, open_cache, write_cache
 from sod_train.errors import GateError, UserInputError

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sod_train.cli import main
 from test_schema import make_metrics
+
+from sod_train.cli import main
 
 
 def _write(path: Path, doc: Any) -> Path:

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+
 from conftest import REPO
 from sod_train.model import TinyUNet
 from sod_train.train import TrainConfig, load_data, validate

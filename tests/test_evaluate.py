@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 from PIL import Image
+
 from sod_train import pairs
 from sod_train.cli import main
 from sod_train.evaluate import RECORDED_KEYS

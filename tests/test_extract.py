@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from fetch_server import all_files, duts_files, png_mask, sha256, zip_bytes
 from sod_train.datasets import get_pin
 from sod_train.errors import GateError

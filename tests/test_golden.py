@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
 from sod_train.errors import UserInputError
 from sod_train.golden import (
     DEFAULT_TOLERANCE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+
 from sod_train.errors import UserInputError
 from sod_train.imageio import load_rgb, pil_to_rgb, to_model_input
 

@@ -14,6 +14,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
+
 from conftest import REPO
 from sod_train.check import check_model
 from sod_train.cli import main

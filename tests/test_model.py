@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from sod_train.model import TinyUNet, UNetConfig, count_parameters
 from sod_train.presets import PRESETS
 from sod_train.train import TrainConfig

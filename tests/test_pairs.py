@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+
 from sod_train.cli import main
 from sod_train.errors import UserInputError
 from sod_train.pairs import Pair, locate_layout, scan_pairs, split_pairs, split_scan

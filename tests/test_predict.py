@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image, features
+
 from sod_train import predict as predict_mod
 from sod_train import registry
 from sod_train.cli import main

@@ -10,6 +10,8 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from test_schema import make_metrics
+
 from sod_train.errors import SodTrainError
 from sod_train.metrics_schema import (
     conv_params,
@@ -19,7 +21,6 @@ from sod_train.metrics_schema import (
     validate_registry,
 )
 from sod_train.registry import REGISTRY_PATH, REPO_ROOT, load_registry
-from test_schema import make_metrics
 
 
 def _shipped_entries() -> list[dict[str, Any]]:

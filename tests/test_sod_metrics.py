@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
+
 from sod_train import sod_metrics as sm
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+
 from conftest import REPO
 from sod_train.cli import main
 from sod_train.errors import GateError

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fetch_server import duts_files, jpeg, png_mask, write_files
 from PIL import Image
+
+from fetch_server import duts_files, jpeg, png_mask, write_files
 from sod_train import datasets
 from sod_train.cli import main
 
