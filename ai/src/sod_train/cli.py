@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate_cli:evaluate",
     "diff": "release_cli:diff",
     "card": "release_cli:card",
+    "register": "release_cli:register",
     "predict": "predict_cli:predict",
     "bench": "bench_cli:bench",
     "build-cache": "data_cache:build_cache",

@@ -1,5 +1,6 @@
-"""Release commands: ``sod-train diff`` (regression gate between two metrics files) and
-``sod-train card`` (Markdown model card). Neither imports torch or onnxruntime."""
+"""Release commands: ``sod-train diff`` (regression gate between two metrics files),
+``sod-train card`` (Markdown model card) and ``sod-train register`` (registry entry).
+None of them imports torch or onnxruntime."""
 
 from __future__ import annotations
 
@@ -74,3 +75,24 @@ def card(metrics: Path, out: Path | None, registry: Path, anchors: tuple[Path, .
 
     written = write_card(metrics, out, registry, anchors)
     click.echo(f"wrote {written}")
+
+
+@click.command("register")
+@click.argument("model", type=_FILE)
+@click.option(
+    "--license",
+    "license_",
+    default="BSD-2-Clause-Patent",
+    show_default=True,
+    help="Licence of the weights.",
+)
+@click.option("--default", "make_default", is_flag=True, help="Make it the default model.")
+@click.option("--registry", type=_FILE, default=REGISTRY_PATH, show_default=True)
+def register(model: Path, license_: str, make_default: bool, registry: Path) -> None:
+    """Add MODEL (with its metrics JSON and card already in place) to the registry."""
+    from .registry import register_model
+
+    entry = register_model(model, license_, make_default, registry)
+    click.echo(
+        f"registered {entry['id']} ({entry['params']:,} params, sha256 {entry['sha256'][:12]}...)"
+    )
