@@ -203,3 +203,17 @@ def test_unreadable_model_and_bad_options_are_exit_2(data, tmp_path):
     assert_one_line_error(run(tmp_path / "none.onnx", "--data", data, "--quiet"), "none.onnx")
     both = run(junk, "--data", data, "--native", "--size", "64")
     assert both.exit_code == 2 and "--native" in both.stderr
+
+
+def test_rgb_masks_count_as_grey_but_16_bit_masks_are_refused(data, model, tmp_path):
+    root = tmp_path / "rgb"
+    shutil.copytree(data, root)
+    first = sorted((root / "DUTS-TE-Mask").iterdir())[0]
+    grey = Image.open(first).convert("L")
+    reference = run(model, "--data", data, "--size", "32", "--json", "-", "--quiet")
+    grey.convert("RGB").save(first)  # same mask, stored as RGB
+    as_rgb = run(model, "--data", root, "--size", "32", "--json", "-", "--quiet")
+    assert as_rgb.exit_code == 0, as_rgb.output
+    assert json.loads(as_rgb.stdout)["metrics"] == json.loads(reference.stdout)["metrics"]
+    Image.fromarray(np.asarray(grey).astype(np.uint16) * 257).save(first)
+    assert_one_line_error(run(model, "--data", root, "--quiet"), first.name, "16-bit")

@@ -86,8 +86,12 @@ def dataset_name(image_dir: Path, root: Path) -> str:
 
 
 def scan_dataset(data_dir: str | Path) -> pairs.PairScan:
-    """All pairs of ``data_dir``; UserInputError listing every bad file, or if there are none."""
-    scan = pairs.scan_pairs(data_dir, check_headers=True)
+    """All pairs of ``data_dir``; UserInputError listing every bad file, or if there are none.
+
+    RGB masks are read as luminance, as the standard SOD evaluation tools do (the
+    official DUTS-TE has two); 16-bit masks and everything else bad are refused.
+    """
+    scan = pairs.scan_pairs(data_dir, check_headers=True, allow_rgb=True)
     if scan.problems:
         shown = "\n  ".join(scan.problems[:50])
         more = f"\n  ... and {len(scan.problems) - 50} more" if len(scan.problems) > 50 else ""
@@ -100,7 +104,7 @@ def scan_dataset(data_dir: str | Path) -> pairs.PairScan:
 
 
 def load_mask(path: Path) -> np.ndarray:
-    """A mask file as uint8 HxW (1-bit and palette masks converted to 8-bit grey)."""
+    """A mask file as uint8 HxW (1-bit, palette and RGB masks converted to 8-bit grey)."""
     try:
         with Image.open(path) as img:
             return np.asarray(img if img.mode == "L" else img.convert("L"), dtype=np.uint8)
