@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -34,3 +35,11 @@ def test_light_commands_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_quickstart_demo_trains_exports_and_checks(tmp_path):
+    result = CliRunner().invoke(main, ["quickstart", "--out", str(tmp_path / "qs"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "meets the host contract" in result.output
+    metrics = json.loads((tmp_path / "qs" / "quickstart_demo.metrics.json").read_text())
+    assert metrics["smoke"] is True and metrics["gate"]["passed"] is True
