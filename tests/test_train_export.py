@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from conftest import REPO
 from sod_train.cli import main
-from sod_train.errors import GateError
+from sod_train.errors import GateError, UserInputError
 from sod_train.export import export, fold_batchnorm, to_onnx, verify_onnx
 from sod_train.model import TinyUNet
 from sod_train.train import Runtime, TrainConfig, train
@@ -305,3 +305,62 @@ def test_train_from_a_data_cache_equals_training_from_the_folder(synthetic_root,
         ],
     )
     assert both.exit_code == 2 and "exactly one of --duts-root and --data-cache" in both.output
+
+
+def test_guards_before_any_work(synthetic_root, tmp_path):
+    runner = CliRunner()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    bad_out = runner.invoke(
+        main,
+        [
+            "train",
+            "--duts-root",
+            str(synthetic_root),
+            "--output",
+            str(blocker / "x.onnx"),
+            *SMALL,
+            "--quiet",
+        ],
+    )
+    assert bad_out.exit_code == 2 and "cannot write the ONNX file there" in bad_out.output
+
+    run_small(synthetic_root, tmp_path / "ck")
+    base = [
+        "train",
+        "--duts-root",
+        str(synthetic_root),
+        "--output",
+        str(tmp_path / "x.onnx"),
+        *SMALL,
+        "--checkpoint-dir",
+        str(tmp_path / "ck"),
+        "--quiet",
+    ]
+    before = (tmp_path / "ck" / "last.pt").read_bytes()
+    fresh = runner.invoke(main, base)
+    assert fresh.exit_code == 2 and "a checkpoint is already there; pass --resume" in fresh.output
+    assert (tmp_path / "ck" / "last.pt").read_bytes() == before  # untouched
+
+    other = tmp_path / "other"
+    shutil.copytree(synthetic_root, other)
+    (other / "DUTS-TR-Image" / "synthetic_00000.jpg").write_bytes(
+        (other / "DUTS-TR-Image" / "synthetic_00001.jpg").read_bytes()
+    )
+    (other / "DUTS-TR-Mask" / "synthetic_00000.png").write_bytes(
+        (other / "DUTS-TR-Mask" / "synthetic_00001.png").read_bytes()
+    )
+    wrong_data = runner.invoke(main, [*base[:2], str(other), *base[3:], "--resume"])
+    assert wrong_data.exit_code == 2 and "trained on other data" in wrong_data.output
+
+    new_gate = runner.invoke(main, [*base, "--resume", "--min-val-iou", "0"])
+    assert new_gate.exit_code == 0, new_gate.output  # the gate is not part of the recipe
+
+
+def test_a_failed_write_leaves_no_partial_release(synthetic_root, tmp_path):
+    result = run_small(synthetic_root)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(UserInputError, match="cannot write"):
+        export(result, tmp_path / "x.onnx", blocker / "m.json", min_val_iou=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

@@ -63,3 +63,20 @@ def write_json(dest: str | os.PathLike[str], obj: Any) -> None:
     with atomic_open(dest, "w") as fh:
         json.dump(obj, fh, indent=2, allow_nan=False)
         fh.write("\n")
+
+
+def ensure_writable_dir(folder: str | os.PathLike[str], what: str) -> None:
+    """Create ``folder`` if needed and prove we can write there; UserInputError if not.
+
+    Called before long work (training) so a bad output path fails in a second, not
+    after an hour.
+    """
+    from .errors import UserInputError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UserInputError(f"{folder}: cannot write the {what} there ({exc.strerror})") from None

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from . import __version__, atomicio
 from .allowlist import DEFAULT_ALLOWLIST, allowlist_violations, load_allowlist
 from .dataset import IMAGENET_MEAN, IMAGENET_STD
-from .errors import GateError
+from .errors import GateError, UserInputError
 from .golden import write_golden
 from .model import TinyUNet, count_parameters
 from .train import TrainResult
@@ -209,19 +211,54 @@ def export(
     output = Path(output)
     check_gate(result, min_val_iou)
     model = TinyUNet(result.config.model_config)
-    model.load_state_dict(result.best_state)
+    try:
+        model.load_state_dict(result.best_state)
+    except RuntimeError as exc:
+        raise UserInputError(
+            f"weights do not fit the recorded model config {result.config.model_config}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
     params = count_parameters(model)
     folded = fold_batchnorm(model)
     proto = to_onnx(folded)
     checks = verify_onnx(proto, folded, allowlist_path)
     onnx_bytes = proto.SerializeToString()
     metrics = build_metrics(result, output.stem, onnx_bytes, checks, params, min_val_iou)
-    if smoke:
+    if smoke or result.config.preset == "smoke-cpu":
         metrics["smoke"] = True
+    metrics_text = json.dumps(finite_or_null(metrics), indent=2, allow_nan=False) + "\n"
     metrics_path = Path(metrics_out) if metrics_out else output.with_suffix(".metrics.json")
-    golden_path = output.with_suffix(".golden.json")
-    with atomicio.atomic_path(output) as tmp:
-        tmp.write_bytes(onnx_bytes)
-        write_golden(tmp, golden_path)
-    atomicio.write_json(metrics_path, metrics)
+    write_release(output, onnx_bytes, metrics_path, metrics_text)
     return metrics
+
+
+def finite_or_null(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats (a diverged epoch's loss) replaced by None: valid JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [finite_or_null(v) for v in obj]
+    return obj
+
+
+def write_release(output: Path, onnx_bytes: bytes, metrics_path: Path, metrics_text: str) -> None:
+    """Write the metrics JSON, golden vectors and ONNX file, all or nothing.
+
+    Everything goes to temp files first; only when all three are complete are they
+    renamed into place, the ONNX file last, so a host never sees a model without its
+    golden vectors and metrics.
+    """
+    golden_path = output.with_suffix(".golden.json")
+    try:
+        with (
+            atomicio.atomic_path(output) as onnx_tmp,
+            atomicio.atomic_path(golden_path) as golden_tmp,
+            atomicio.atomic_path(metrics_path) as metrics_tmp,
+        ):
+            onnx_tmp.write_bytes(onnx_bytes)
+            write_golden(onnx_tmp, golden_tmp, model_file=output.name)
+            metrics_tmp.write_text(metrics_text)
+    except OSError as exc:
+        raise UserInputError(f"{exc.filename or output}: cannot write ({exc.strerror})") from None

@@ -4,21 +4,22 @@ Adam (or AdamW), cosine annealing to 0 over the epochs, BCE + Dice, best epoch b
 validation IoU at 0.5. With ``ema`` > 0 an exponential moving average of the weights
 is kept and is what gets validated, selected and exported. Every epoch is
 checkpointed with everything needed to carry on bit-exactly (weights, EMA,
-optimizer, scheduler, the batch RNG, history, best so far),
-so ``resume=True`` after an interruption ends with the same weights as a run that
-was never interrupted. On the CPU two runs with the same seed and data give
-bit-identical weights.
+optimizer, scheduler, history, best so far; the augmentation RNG is derived from
+(seed, epoch, rank), so it needs no state), so ``resume=True`` after an
+interruption ends with the same weights as a run that was never interrupted. On
+the CPU two runs with the same seed and data give bit-identical weights.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +86,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
-        )
+        """Inverse of :meth:`to_dict`; refuses fields this version does not know."""
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UserInputError(f"recipe fields unknown to this sod-train: {', '.join(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def same_weights_recipe(self, other: TrainConfig) -> bool:
+        """True if both recipes train the same weights (the gate and preset name aside)."""
+        ignore = {"min_val_iou": 0.0, "preset": ""}
+        return replace(self, **ignore) == replace(other, **ignore)
 
 
 @dataclass
@@ -135,6 +142,7 @@ def seed_everything(seed: int, device: torch.device) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -244,7 +252,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; UserInputError if unusable."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # never runs code
     except FileNotFoundError:
         raise UserInputError(f"{path}: checkpoint not found") from None
     except Exception as exc:  # torch.load raises many types on a bad file
@@ -256,19 +264,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def result_from_checkpoint(state: dict[str, Any]) -> TrainResult:
+def result_from_checkpoint(state: dict[str, Any], path: Path | None = None) -> TrainResult:
     """Rebuild what export needs from a checkpoint."""
-    return TrainResult(
-        config=TrainConfig.from_dict(state["config"]),
-        best_state=state["best_state"],
-        best_epoch=state["best_epoch"],
-        best_val_iou=state["best_val_iou"],
-        best_val_iou_batch=state["best_val_iou_batch"],
-        history=state["history"],
-        data=state["data"],
-        environment=state["environment"],
-        finished=state["epoch"] >= TrainConfig.from_dict(state["config"]).epochs,
-    )
+    try:
+        config = TrainConfig.from_dict(state["config"])
+        return TrainResult(
+            config=config,
+            best_state=state["best_state"],
+            best_epoch=state["best_epoch"],
+            best_val_iou=state["best_val_iou"],
+            best_val_iou_batch=state["best_val_iou_batch"],
+            history=state["history"],
+            data=state["data"],
+            environment=state["environment"],
+            finished=state["epoch"] >= config.epochs,
+        )
+    except (KeyError, TypeError, UserInputError) as exc:
+        raise UserInputError(
+            f"{path or 'checkpoint'}: not usable by this sod-train ({exc})"
+        ) from None
 
 
 def _nondeterministic_ops(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -398,6 +412,7 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
     check_levers(cfg)
     seed_everything(cfg.seed, device)
     quiet = rt.quiet or not info.is_main
+    resume_state = checkpoint_to_resume(rt, cfg)
     train_set, val_set, data_info = load_data(root, cfg, rt.workers, quiet)
     if device.type == "cuda":  # keep the decoded set on the GPU: augmentation runs there
         train_set, val_set = train_set.to(device), val_set.to(device)
@@ -435,9 +450,9 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
         [],
         {"epoch": 0, "val_iou": -1.0, "val_iou_batch": -1.0, "state": None},
     )
-    if rt.resume and ckpt_path and ckpt_path.exists():
+    if resume_state is not None:
         start_epoch, history, best = _resume(
-            ckpt_path, cfg, model, optimizer, scheduler, ema, quiet
+            resume_state, ckpt_path, data_info, env, model, optimizer, scheduler, ema, quiet
         )
     after_step = (lambda: ema.update_parameters(model)) if ema is not None else None
 
@@ -518,22 +533,66 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
     )
 
 
+def checkpoint_to_resume(rt: Runtime, cfg: TrainConfig) -> dict[str, Any] | None:
+    """The checkpoint to continue from (None for a fresh run), checked before any work.
+
+    A fresh run never overwrites an existing checkpoint, a resumed one must use the
+    same recipe, and under torchrun every rank must see the same checkpoint folder.
+    """
+    if rt.checkpoint_dir is None:
+        return None
+    path = rt.checkpoint_dir / CHECKPOINT_NAME
+    exists = torch.tensor([int(path.exists())] * 2)
+    all_reduce_sum(exists)
+    if 0 < int(exists[0]) < current().world:
+        raise UserInputError(
+            f"{path}: only some ranks see this checkpoint; "
+            "--checkpoint-dir must be shared by all nodes"
+        )
+    if not exists[0]:
+        return None
+    if not rt.resume:
+        raise UserInputError(
+            f"{path}: a checkpoint is already there; pass --resume to continue "
+            "it, or choose another --checkpoint-dir"
+        )
+    state = load_checkpoint(path)
+    saved = result_from_checkpoint(state, path).config
+    if not saved.same_weights_recipe(cfg):
+        raise UserInputError(
+            f"{path}: checkpoint was made with a different recipe; "
+            "pass the same options or another --checkpoint-dir"
+        )
+    return state
+
+
 def _resume(
+    state: dict[str, Any],
     path: Path,
-    cfg: TrainConfig,
+    data_info: dict[str, Any],
+    env: dict[str, Any],
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     ema: AveragedModel | None,
     quiet: bool,
 ) -> tuple[int, list, dict]:
-    """Load a checkpoint into the live objects; returns (next epoch, history, best)."""
-    state = load_checkpoint(path)
-    if TrainConfig.from_dict(state["config"]) != cfg:
+    """Load a checkpoint into the live objects; returns (next epoch, history, best).
+
+    Refuses other data than the checkpoint was trained on, and keeps the earlier
+    slices' record of non-deterministic kernels in ``env``.
+    """
+    if state["data"]["digest"] != data_info["digest"]:
         raise UserInputError(
-            f"{path}: checkpoint was made with a different recipe; "
-            "pass the same options or another --checkpoint-dir"
+            f"{path}: checkpoint was trained on other data (digest "
+            f"{state['data']['digest'][:12]}..., this folder "
+            f"{data_info['digest'][:12]}...)"
         )
+    previous = state["environment"]
+    env["nondeterministic"] = sorted(
+        set(env["nondeterministic"]) | set(previous["nondeterministic"])
+    )
+    env["deterministic"] = env["deterministic"] and previous["deterministic"]
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from . import atomicio
 from .allowlist import DEFAULT_ALLOWLIST
 from .presets import preset_names
 
@@ -219,6 +221,11 @@ def run_train(
     )
     if (duts_root is None) == (data_cache is None):
         raise click.UsageError("give exactly one of --duts-root and --data-cache")
+    if not no_export:
+        atomicio.ensure_writable_dir(output.parent, "ONNX file")
+        if metrics_out:
+            atomicio.ensure_writable_dir(metrics_out.parent, "metrics JSON")
+    atomicio.ensure_writable_dir(rt.checkpoint_dir, "checkpoints")
     if data_cache is not None:
         from .data_cache import open_cache
 
@@ -280,7 +287,7 @@ def export(
     from .train import CHECKPOINT_NAME, load_checkpoint, result_from_checkpoint
 
     path = checkpoint / CHECKPOINT_NAME if checkpoint.is_dir() else checkpoint
-    result = result_from_checkpoint(load_checkpoint(path))
+    result = result_from_checkpoint(load_checkpoint(path), path)
     if not result.finished:
         click.echo(
             f"note: {path} is from an unfinished run (epoch {len(result.history)} of "
@@ -315,6 +322,7 @@ def quickstart(ctx: click.Context, out_dir: Path, quiet: bool) -> None:
     if not (data / "DUTS-TR-Image").is_dir():
         make_synthetic_duts(data, n=160, size=(72, 96))
     output = out_dir / "quickstart_demo.onnx"
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # the demo always starts afresh
     # The train command's own defaults, with a small, fast recipe on top.
     ctx.invoke(
         train,
