@@ -125,7 +125,7 @@ def decode_pairs(
                 masks.append(torch.from_numpy(result[1]))
     finally:
         if pool:
-            pool.close()
+            pool.terminate()  # results are all consumed (or we are failing): stop workers now
     return DecodedSet(good, images, masks), problems
 
 

@@ -17,15 +17,14 @@ import click
 import numpy as np
 import onnxruntime as ort
 
-from .dataset import decode_pairs, normalize
-from .errors import UserInputError
+from .dataset import DecodedSet, decode_pairs, normalize
+from .errors import GateError, UserInputError
 from .pairs import raise_if_problems, scan_pairs, split_scan
 
 BATCH = 32
 
 
-def fold_iou(
-    model_path: str | Path,
+def load_fold(
     root: str | Path,
     crop: int = 256,
     seed: int = 42,
@@ -34,48 +33,57 @@ def fold_iou(
     quiet: bool = True,
     convert_rgb_masks: bool = False,
     skip_bad: bool = False,
-) -> dict:
-    """IoU at 0.5 of ``model_path`` on the seed's validation fold of ``root``."""
+) -> DecodedSet:
+    """The seed's validation fold of ``root``, decoded and centre-cropped once."""
     scan = scan_pairs(root, allow_rgb=convert_rgb_masks)
     _, val_pairs = split_scan(scan, val_fraction, seed)
     val, problems = decode_pairs(
         val_pairs, crop, crop, workers, "decode fold", quiet, convert_rgb_masks
     )
     raise_if_problems(scan.problems + problems, Path(root), skip_bad)
+    return val
+
+
+def load_session(model_path: str | Path) -> ort.InferenceSession:
+    """An onnxruntime CPU session, or UserInputError naming the file."""
     try:
-        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
         raise UserInputError(f"{model_path}: cannot load ({str(exc).splitlines()[0]})") from None
+
+
+def fold_iou(session: ort.InferenceSession, val: DecodedSet, quiet: bool = True) -> dict:
+    """IoU at 0.5 of the model in ``session`` on the decoded fold ``val``."""
     name = session.get_inputs()[0].name
     ious = []
     with click.progressbar(range(len(val)), label="fold IoU", hidden=quiet) as bar:
         for i in bar:
             x = normalize(val.images[i][None]).numpy()
-            prob = session.run(None, {name: x})[0]
+            try:
+                prob = session.run(None, {name: x})[0]
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise GateError(f"model failed on the fold ({str(exc).splitlines()[0]})") from None
             pred = prob[0, 0] > 0.5
             gt = val.masks[i][0].numpy().astype(bool)
             inter = float(np.logical_and(pred, gt).sum())
             union = float(pred.sum() + gt.sum()) - inter
             ious.append((inter + 1e-6) / (union + 1e-6))
     batch_means = [float(np.mean(ious[s : s + BATCH])) for s in range(0, len(ious), BATCH)]
-    return {
-        "model": Path(model_path).name,
-        "n": len(ious),
-        "crop": crop,
-        "seed": seed,
-        "val_fraction": val_fraction,
-        "iou": float(np.mean(ious)),
-        "iou_batch": float(np.mean(batch_means)),
-    }
+    return {"n": len(ious), "iou": float(np.mean(ious)), "iou_batch": float(np.mean(batch_means))}
 
 
 @click.command("fold-iou")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--duts-root", required=True, type=click.Path(path_type=Path))
-@click.option("--crop-size", default=256, show_default=True)
+@click.option("--crop-size", type=click.IntRange(min=8), default=256, show_default=True)
 @click.option("--seed", default=42, show_default=True)
-@click.option("--val-fraction", default=0.05, show_default=True)
-@click.option("--workers", default=0, show_default=True)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+)
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
     "--convert-rgb-masks", is_flag=True, help="Accept RGB masks (luminance), as the anchor did."
 )
@@ -95,11 +103,19 @@ def fold_iou_cmd(
     quiet: bool,
 ) -> None:
     """Validation-fold IoU (anchor protocol) of one or more ONNX MODELS, side by side."""
+    sessions = [(m, load_session(m)) for m in models]  # a bad model fails before decoding
+    val = load_fold(
+        duts_root, crop_size, seed, val_fraction, workers, quiet, convert_rgb_masks, skip_bad
+    )
     results = [
-        fold_iou(
-            m, duts_root, crop_size, seed, val_fraction, workers, quiet, convert_rgb_masks, skip_bad
-        )
-        for m in models
+        {
+            "model": m.name,
+            "crop": crop_size,
+            "seed": seed,
+            "val_fraction": val_fraction,
+            **fold_iou(session, val, quiet),
+        }
+        for m, session in sessions
     ]
     if as_json:
         click.echo(json.dumps(results, indent=2))

@@ -35,6 +35,8 @@ def model_entry(model_id: str | None = None, path: Path = REGISTRY_PATH) -> dict
     """The registry entry for ``model_id`` (default: the registry's ``default``)."""
     registry = load_registry(path)
     wanted = model_id or registry.get("default")
+    if wanted is None:
+        raise UserInputError(f"{path}: no default model is registered yet")
     for entry in registry.get("models", []):
         if entry["id"] == wanted:
             return entry

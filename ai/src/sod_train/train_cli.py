@@ -64,7 +64,9 @@ def train_options(fn: Callable) -> Callable:
             "--crop-size", type=click.IntRange(min=8), help="Training crop [default: 256]."
         ),
         click.option(
-            "--seed", type=int, help="Seed for init, split and augmentation [default: 42]."
+            "--seed",
+            type=click.IntRange(0, 2**32 - 1),
+            help="Seed for init, split and augmentation [default: 42].",
         ),
         click.option(
             "--val-fraction",
