@@ -62,7 +62,7 @@ def test_card_carries_the_numbers():
     assert f"**Weights licence:** {LICENCE}." in text
     # recipe and fold IoU both ways
     assert "| `batch_size` | 32 |" in text and "| `loss` | bce+dice |" in text
-    assert "| best (epoch 3) | 0.6500 | 0.6700 |" in text
+    assert "| this model, best epoch 3 (crop 256) | 0.6500 | 0.6700 |" in text
     # history: first and best/last epoch rows
     assert "| 1 | 0.5000 | 0.4500 | 0.5500 | 0.5700 | 1.00e-03 | 1002.5 |" in text
     assert "| 3 (best) |" in text
@@ -172,3 +172,23 @@ def test_bad_inputs_exit_2_naming_the_file(tmp_path):
     assert result.exit_code == 2
     assert "entry 'tiny_a' has sha256 0000" in result.stderr
     assert not out.exists()
+
+
+def test_recorded_fold_iou_rows_for_the_model_and_anchors(tmp_path):
+    metrics = make_metrics()
+    metrics["fold_iou"] = {
+        "crop": 256,
+        "seed": 42,
+        "val_fraction": 0.05,
+        "n": 528,
+        "iou": 0.7012,
+        "iou_batch": 0.7003,
+    }
+    anchor = {
+        "model_id": "v1",
+        "evaluations": {},
+        "fold_iou": {**metrics["fold_iou"], "iou": 0.6565, "iou_batch": 0.6557},
+    }
+    text = render_card(metrics, None, {"v1": anchor})
+    assert "| this model, `sod-train fold-iou` (crop 256, n 528) | 0.7012 | 0.7003 |" in text
+    assert "| anchor `v1`, `sod-train fold-iou` (crop 256, n 528) | 0.6565 | 0.6557 |" in text

@@ -49,3 +49,41 @@ def test_a_bad_model_fails_before_decoding(tmp_path):
     bad.write_bytes(b"not onnx")
     out = CliRunner().invoke(main, ["fold-iou", str(bad), "--duts-root", str(tmp_path / "nowhere")])
     assert out.exit_code == 2 and "bad.onnx: cannot load" in out.output
+
+
+def test_record_stores_the_fold_iou_in_a_valid_metrics_json(trained, synthetic_root):
+    from sod_train.metrics_schema import validate_metrics
+
+    _, path = trained
+    metrics_path = path.with_suffix(".metrics.json")
+    out = CliRunner().invoke(
+        main,
+        [
+            "fold-iou",
+            str(path),
+            "--duts-root",
+            str(synthetic_root),
+            "--crop-size",
+            "32",
+            "--record",
+            str(metrics_path),
+            "--quiet",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    doc = json.loads(metrics_path.read_text())
+    assert doc["fold_iou"]["n"] == 64 and doc["fold_iou"]["crop"] == 32
+    assert validate_metrics(doc) == []
+    two = CliRunner().invoke(
+        main,
+        [
+            "fold-iou",
+            str(path),
+            str(path),
+            "--duts-root",
+            str(synthetic_root),
+            "--record",
+            str(metrics_path),
+        ],
+    )
+    assert two.exit_code == 2

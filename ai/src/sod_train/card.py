@@ -203,30 +203,41 @@ def _recipe(m: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _fold_iou(m: dict[str, Any]) -> list[str]:
+def _fold_iou(m: dict[str, Any], anchors: Mapping[str, dict[str, Any]]) -> list[str]:
     training, config, gate = m["training"], m["config"], m["gate"]
     data = m["data"]
     fold = f"{data['val']:,} held-out {data['name']} pairs"
     if data["pairs"]:
         share = data["val"] / data["pairs"]
         fold += f" ({share:.1%} of {data['pairs']:,}, split seed {config['seed']})"
+    rows = [
+        [
+            f"this model, best epoch {training['best_epoch']} (crop {config['crop_size']})",
+            _num(training["best_val_iou"]),
+            _num(training["best_val_iou_batch"]),
+        ]
+    ]
+    recorded = {"this model": m.get("fold_iou")} | {
+        f"anchor `{_esc(label)}`": doc.get("fold_iou") for label, doc in anchors.items()
+    }
+    for label, f in recorded.items():
+        if f:
+            rows.append(
+                [
+                    f"{label}, `sod-train fold-iou` (crop {f['crop']}, n {f['n']})",
+                    _num(f["iou"]),
+                    _num(f["iou_batch"]),
+                ]
+            )
     return [
         "## Validation-fold IoU",
         "",
-        f"Measured on {fold}, two ways: **per image** averages the IoU of each image "
-        "(every image counts the same, small objects included); **per batch** pools "
-        "intersection and union over all pixels of a batch first, so large objects weigh more.",
+        f"Measured on {fold}: shorter side resized to the crop, centre crop, map "
+        "thresholded at 0.5, IoU per image (+1e-6 smoothing). **Per image** is the mean "
+        "over images; **per batch** is the anchor's protocol: the mean of the per-image "
+        "IoUs within each batch of 32, then over batches.",
         "",
-        *_table(
-            ["", "per image", "per batch"],
-            [
-                [
-                    f"best (epoch {training['best_epoch']})",
-                    _num(training["best_val_iou"]),
-                    _num(training["best_val_iou_batch"]),
-                ]
-            ],
-        ),
+        *_table(["", "per image", "per batch"], rows),
         "",
         f"Gate: `{gate['metric']}` ≥ {_num(gate['threshold'])}; this model: "
         f"{_num(gate['value'])}, {'passed' if gate['passed'] else 'FAILED'}.",
@@ -271,9 +282,10 @@ def _evaluations(m: dict[str, Any], anchors: Mapping[str, dict[str, Any]]) -> li
     rows = []
     for name, ev in evals.items():
         rows.append(_eval_row(f"**{_esc(name)}**", ev))
-        for label, anchor_evals in anchors.items():
-            if name in anchor_evals:
-                rows.append(_eval_row(f"{_esc(name)}, anchor `{_esc(label)}`", anchor_evals[name]))
+        for label, anchor in anchors.items():
+            if name in anchor["evaluations"]:
+                row_label = f"{_esc(name)}, anchor `{_esc(label)}`"
+                rows.append(_eval_row(row_label, anchor["evaluations"][name]))
     lines += [
         "Higher is better except MAE. F-measures use β² = 0.3; IoU thresholds the map at 0.5.",
         "",
@@ -365,8 +377,8 @@ def render_card(
     """The Markdown model card for a schema-valid metrics document.
 
     ``registry_entry`` supplies the weights licence (None: not registered). ``anchors``
-    maps a label to another model's ``evaluations`` section, shown beside ours for the
-    data sets both have.
+    maps a label to another model's document (its ``evaluations`` and, if present,
+    ``fold_iou``), shown beside ours for what both have.
     """
     smoke = bool(metrics.get("smoke")) or bool(registry_entry and registry_entry.get("smoke"))
     lines = [f"# Model card: {metrics['model_id']}", ""]
@@ -380,7 +392,7 @@ def render_card(
     lines += _contract(metrics)
     lines += _data(metrics, registry_entry)
     lines += _recipe(metrics)
-    lines += _fold_iou(metrics)
+    lines += _fold_iou(metrics, anchors or {})
     lines += _history(metrics)
     lines += _evaluations(metrics, anchors or {})
     lines += _latency(metrics)
@@ -405,7 +417,8 @@ def _registry_entry(model_id: str, registry_path: Path) -> dict[str, Any] | None
 
 
 def _load_anchor(path: Path) -> tuple[str, dict[str, Any]]:
-    """(label, evaluations) of an anchor file: any JSON object with an ``evaluations`` section."""
+    """(label, document) of an anchor file: a JSON object with an ``evaluations`` section
+    and optionally a ``fold_iou`` section (as ``sod-train fold-iou --record`` writes)."""
     doc = load_json(path)
     if not isinstance(doc, dict) or "evaluations" not in doc:
         raise UserInputError(f"{path}: no 'evaluations' section to compare against")
@@ -413,7 +426,7 @@ def _load_anchor(path: Path) -> tuple[str, dict[str, Any]]:
     if problems:
         raise UserInputError(f"{path}: invalid evaluations: {problems[0]}")
     label = doc.get("model_id") or path.name.removesuffix(".json").removesuffix(".metrics")
-    return str(label), doc["evaluations"]
+    return str(label), doc
 
 
 def write_card(

@@ -17,6 +17,7 @@ import click
 import numpy as np
 import onnxruntime as ort
 
+from . import atomicio
 from .dataset import DecodedSet, decode_pairs, normalize
 from .errors import GateError, UserInputError
 from .pairs import raise_if_problems, scan_pairs, split_scan
@@ -72,6 +73,18 @@ def fold_iou(session: ort.InferenceSession, val: DecodedSet, quiet: bool = True)
     return {"n": len(ious), "iou": float(np.mean(ious)), "iou_batch": float(np.mean(batch_means))}
 
 
+def record_fold_iou(path: Path, result: dict) -> None:
+    """Set ``fold_iou`` in the JSON object at ``path`` (created if absent), atomically."""
+    try:
+        doc = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserInputError(f"{path}: cannot read ({exc})") from None
+    if not isinstance(doc, dict):
+        raise UserInputError(f"{path}: not a JSON object")
+    doc["fold_iou"] = result
+    atomicio.write_json(path, doc)
+
+
 @click.command("fold-iou")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--duts-root", required=True, type=click.Path(path_type=Path))
@@ -89,6 +102,11 @@ def fold_iou(session: ort.InferenceSession, val: DecodedSet, quiet: bool = True)
 )
 @click.option("--skip-bad", is_flag=True, help="Skip bad pairs instead of failing.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Store the result as `fold_iou` in this metrics JSON (one model only).",
+)
 @click.option("--quiet", is_flag=True)
 def fold_iou_cmd(
     models: tuple[Path, ...],
@@ -100,9 +118,12 @@ def fold_iou_cmd(
     convert_rgb_masks: bool,
     skip_bad: bool,
     as_json: bool,
+    record: Path | None,
     quiet: bool,
 ) -> None:
     """Validation-fold IoU (anchor protocol) of one or more ONNX MODELS, side by side."""
+    if record and len(models) != 1:
+        raise click.UsageError("--record takes exactly one model")
     sessions = [(m, load_session(m)) for m in models]  # a bad model fails before decoding
     val = load_fold(
         duts_root, crop_size, seed, val_fraction, workers, quiet, convert_rgb_masks, skip_bad
@@ -117,6 +138,8 @@ def fold_iou_cmd(
         }
         for m, session in sessions
     ]
+    if record:
+        record_fold_iou(record, {k: v for k, v in results[0].items() if k != "model"})
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
