@@ -180,3 +180,29 @@ def test_macs_of_matmul():
         out_shape=(1, 1, "H", 5),
     )
     assert count_macs(model, 7, 12) == math.prod((1, 3, 7, 5)) * 12
+
+
+def test_macs_of_an_exported_any_size_unet_match_pytorch_hooks():
+    """The crop ops (Shape/Gather/Slice) must not stop the MAC count of our own models."""
+    import torch
+
+    from sod_train.export import fold_batchnorm, to_onnx
+    from sod_train.model import TinyUNet
+
+    model = fold_batchnorm(TinyUNet())
+    counted = []
+
+    def hook(module, inputs, output):
+        if isinstance(module, torch.nn.ConvTranspose2d):
+            k = module.weight.shape[1] * module.weight.shape[2] * module.weight.shape[3]
+            counted.append(inputs[0].numel() * k)
+        elif isinstance(module, torch.nn.Conv2d):
+            counted.append(output.numel() * module.weight[0].numel())
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 64, 64))
+    expected = sum(counted)  # before export, whose tracing runs the hooks again
+    assert count_macs(to_onnx(model), 64, 64) == expected

@@ -124,7 +124,11 @@ def count_macs(model: onnx.ModelProto, height: int, width: int) -> int | None:
         if op not in ("Conv", "ConvTranspose", "MatMul", "Gemm"):
             continue
         a, b, y = (shapes.get(name) for name in (node.input[0], node.input[1], node.output[0]))
-        if a is None or b is None or y is None:
+        # Each formula needs only some shapes (a Conv after a dynamic crop may have an
+        # input whose channel count inference cannot tell, but its weight and output
+        # shapes are enough).
+        needed = {"Conv": (b, y), "ConvTranspose": (a, b)}.get(op, (a, b, y))
+        if any(shape is None for shape in needed):
             return None
         if op == "Conv":
             total += math.prod(y) * math.prod(b[1:])
