@@ -365,7 +365,7 @@ def _limits(m: dict[str, Any]) -> list[str]:
     if not m["gate"]["passed"]:
         lines.append("- This model FAILED its training gate.")
     if m.get("smoke"):
-        lines.append("- Smoke model: a few epochs on a tiny subset; its numbers mean nothing.")
+        lines.append("- Smoke model: a short run, far below a release model's quality.")
     return [*lines, ""]
 
 
@@ -384,8 +384,9 @@ def render_card(
     lines = [f"# Model card: {metrics['model_id']}", ""]
     if smoke:
         lines += [
-            "> **Warning: smoke model.** Trained briefly on a tiny subset for demos and CI; "
-            "its quality numbers say nothing about a real model. Do not ship it.",
+            "> **Warning: smoke model.** A short demo/CI run (a few CPU epochs, or synthetic "
+            "data), not a release; its numbers show the pipeline works, not what a trained "
+            "model reaches. Do not ship it.",
             "",
         ]
     lines += _summary(metrics, registry_entry)

@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
@@ -79,6 +80,12 @@ def default_model() -> Path:
         raise UserInputError(f"no default model shipped yet ({exc}); pass --model M.onnx") from None
     if not path.is_file():
         raise UserInputError(f"{path}: default model listed in the registry is missing")
+    if registry.model_entry(None, registry.REGISTRY_PATH).get("smoke"):
+        click.echo(
+            f"note: the default model {path.name} is a smoke model (a short CPU run, "
+            "weaker than a release); pass --model for another one",
+            err=True,
+        )
     return path
 
 
