@@ -19,7 +19,7 @@ from conftest import REPO
 from sod_train.check import check_model
 from sod_train.cli import main
 from sod_train.dataset import DecodedSet, scale_window, train_batches
-from sod_train.export import export, fold_batchnorm
+from sod_train.export import export
 from sod_train.model import TinyUNet, UNetConfig, count_parameters
 from sod_train.presets import PRESETS
 from sod_train.train import Runtime, TrainConfig, load_data, train, validate
@@ -86,22 +86,6 @@ def test_unet_config_round_trips_and_reads_old_dicts():
     for key in ("separable", "ema", "colour_jitter", "scale_jitter"):
         old.pop(key)
     assert TrainConfig.from_dict(old) == small_config()
-
-
-def test_generic_batchnorm_folding_keeps_separable_outputs():
-    torch.manual_seed(0)
-    model = TinyUNet(UNetConfig((8, 12, 16), (1, 2), separable=True))
-    for m in model.modules():  # non-trivial statistics so folding has work to do
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-    model.eval()
-    folded = fold_batchnorm(model)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    x = torch.randn(1, 3, 45, 67)
-    with torch.no_grad():
-        assert torch.allclose(model(x), folded(x), atol=1e-5)
 
 
 def test_separable_ema_model_exports_and_passes_every_check(synthetic_root, tmp_path):

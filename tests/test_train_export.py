@@ -17,7 +17,7 @@ from conftest import REPO
 from sod_train.cli import main
 from sod_train.errors import GateError, UserInputError
 from sod_train.export import export, fold_batchnorm, to_onnx, verify_onnx
-from sod_train.model import TinyUNet
+from sod_train.model import TinyUNet, UNetConfig
 from sod_train.train import Runtime, TrainConfig, train
 
 SMALL = ["--epochs", "2", "--batch-size", "8", "--crop-size", "32", "--lr", "0.003"]
@@ -216,9 +216,12 @@ def test_allowlist_catches_a_planted_resize():
         verify_onnx(to_onnx(model), model, REPO / "op_allowlist.txt")
 
 
-def test_batchnorm_folding_keeps_outputs():
+@pytest.mark.parametrize(
+    "config", [UNetConfig(), UNetConfig((8, 12, 16), (1, 2), separable=True)], ids=["plain", "separable"]
+)
+def test_batchnorm_folding_keeps_outputs(config):
     torch.manual_seed(0)
-    model = TinyUNet()
+    model = TinyUNet(config)
     for m in model.modules():  # non-trivial running statistics
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
