@@ -217,7 +217,9 @@ def test_allowlist_catches_a_planted_resize():
 
 
 @pytest.mark.parametrize(
-    "config", [UNetConfig(), UNetConfig((8, 12, 16), (1, 2), separable=True)], ids=["plain", "separable"]
+    "config",
+    [UNetConfig(), UNetConfig((8, 12, 16), (1, 2), separable=True)],
+    ids=["plain", "separable"],
 )
 def test_batchnorm_folding_keeps_outputs(config):
     torch.manual_seed(0)
