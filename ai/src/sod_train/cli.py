@@ -38,7 +38,7 @@ COMMANDS: dict[str, str] = {
 
 def fail(exc: SodTrainError) -> NoReturn:
     """Print ``error: ...`` (prefixed by the rank inside a torchrun job) and exit."""
-    rank = os.environ.get("RANK") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    rank = os.environ.get("RANK") if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else None
     prefix = f"rank {rank}: " if rank is not None else ""
     click.echo(f"{prefix}error: {exc}", err=True)
     sys.exit(exc.exit_code)

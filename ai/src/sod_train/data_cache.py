@@ -290,8 +290,8 @@ def open_cache(
                 if not quiet:
                     click.echo(f"{root}: out of date with the cache; unpacking again", err=True)
             _unpack(cache_dir, manifest, root, quiet)
-    except OSError as exc:  # unwritable workdir, unreadable shard, full disk
-        raise GateError(f"{exc.filename or workdir}: {exc.strerror or exc}") from None
+    except OSError as exc:  # unwritable workdir, unreadable shard, full disk: bad input
+        raise UserInputError(f"{exc.filename or workdir}: {exc.strerror or exc}") from None
     return root
 
 

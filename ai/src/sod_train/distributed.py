@@ -17,6 +17,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from .errors import UserInputError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -59,7 +61,10 @@ def session(device: str) -> Iterator[DistInfo]:
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    timeout = timedelta(seconds=int(os.environ.get("SOD_TRAIN_DIST_TIMEOUT", "600")))
+    raw = os.environ.get("SOD_TRAIN_DIST_TIMEOUT", "600")
+    if not raw.isdigit():
+        raise UserInputError(f"SOD_TRAIN_DIST_TIMEOUT={raw!r}: expected whole seconds")
+    timeout = timedelta(seconds=int(raw))
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timeout)
     try:
         yield current()
