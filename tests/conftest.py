@@ -19,3 +19,12 @@ SHARED = REPO.parent / "shared"
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """96 synthetic pairs (64 validation, 32 training at the default split)."""
     return make_synthetic_duts(tmp_path_factory.mktemp("duts") / "DUTS-TR", n=96, size=(40, 52))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run every test in its own empty folder, so default outputs (checkpoints/<stem>/)
+    never land in the checkout."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
