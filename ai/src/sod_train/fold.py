@@ -16,11 +16,14 @@ from pathlib import Path
 import click
 import numpy as np
 import onnxruntime as ort
+import torch
 
 from . import atomicio
 from .dataset import DecodedSet, decode_pairs, normalize
 from .errors import GateError, UserInputError
+from .losses import iou_at_half
 from .pairs import raise_if_problems, scan_pairs, split_scan
+from .predict import load_session
 
 BATCH = 32
 
@@ -45,14 +48,6 @@ def load_fold(
     return val
 
 
-def load_session(model_path: str | Path) -> ort.InferenceSession:
-    """An onnxruntime CPU session, or UserInputError naming the file."""
-    try:
-        return ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise UserInputError(f"{model_path}: cannot load ({str(exc).splitlines()[0]})") from None
-
-
 def fold_iou(session: ort.InferenceSession, val: DecodedSet, quiet: bool = True) -> dict:
     """IoU at 0.5 of the model in ``session`` on the decoded fold ``val``."""
     name = session.get_inputs()[0].name
@@ -64,11 +59,8 @@ def fold_iou(session: ort.InferenceSession, val: DecodedSet, quiet: bool = True)
                 prob = session.run(None, {name: x})[0]
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise GateError(f"model failed on the fold ({str(exc).splitlines()[0]})") from None
-            pred = prob[0, 0] > 0.5
-            gt = val.masks[i][0].numpy().astype(bool)
-            inter = float(np.logical_and(pred, gt).sum())
-            union = float(pred.sum() + gt.sum()) - inter
-            ious.append((inter + 1e-6) / (union + 1e-6))
+            iou = iou_at_half(torch.from_numpy(prob), val.masks[i][None].float())
+            ious.append(float(iou[0]))
     batch_means = [float(np.mean(ious[s : s + BATCH])) for s in range(0, len(ious), BATCH)]
     return {"n": len(ious), "iou": float(np.mean(ious)), "iou_batch": float(np.mean(batch_means))}
 
