@@ -32,30 +32,31 @@ def torchrun(args, tmp_path, timeout=300):
     )
 
 
+def small_run(root, checkpoint_dir):
+    """Options for a 2-epoch CPU run on the tiny synthetic set (output not included)."""
+    return [
+        "--duts-root",
+        str(root),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--crop-size",
+        "32",
+        "--min-val-iou",
+        "0",
+        "--device",
+        "cpu",
+        "--checkpoint-dir",
+        str(checkpoint_dir),
+        "--quiet",
+    ]
+
+
 def test_two_rank_run_writes_once_and_validates_over_the_whole_set(synthetic_root, tmp_path):
     out = tmp_path / "out" / "ddp.onnx"
     proc = torchrun(
-        [
-            "--duts-root",
-            str(synthetic_root),
-            "--output",
-            str(out),
-            "--epochs",
-            "2",
-            "--batch-size",
-            "8",
-            "--crop-size",
-            "32",
-            "--lr",
-            "0.003",
-            "--min-val-iou",
-            "0",
-            "--device",
-            "cpu",
-            "--checkpoint-dir",
-            str(tmp_path / "ck"),
-            "--quiet",
-        ],
+        [*small_run(synthetic_root, tmp_path / "ck"), "--output", str(out), "--lr", "0.003"],
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -82,23 +83,7 @@ def test_two_rank_run_writes_once_and_validates_over_the_whole_set(synthetic_roo
 
 
 def test_resume_under_torchrun(synthetic_root, tmp_path):
-    common = [
-        "--duts-root",
-        str(synthetic_root),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--crop-size",
-        "32",
-        "--min-val-iou",
-        "0",
-        "--device",
-        "cpu",
-        "--checkpoint-dir",
-        str(tmp_path / "ck"),
-        "--quiet",
-    ]
+    common = small_run(synthetic_root, tmp_path / "ck")
     first = torchrun([*common, "--output", str(tmp_path / "a.onnx")], tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     again = torchrun([*common, "--output", str(tmp_path / "b.onnx"), "--resume"], tmp_path)
