@@ -36,10 +36,10 @@ import torch
 
 from sod_train.dataset import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches
 from sod_train.losses import saliency_loss
-from sod_train.model import TinyUNet
+from sod_train.model import build_model
 from sod_train.pairs import scan_pairs
 from sod_train.synthetic import make_synthetic_duts
-from sod_train.train import seed_everything
+from sod_train.train import Runtime, TrainConfig, fast_path, seed_everything, train
 
 STAGES = ("assemble", "copy", "compute")
 
@@ -72,14 +72,15 @@ def time_device(
     """Run warm-up + timed training steps on ``device``; seconds per stage per timed step."""
     seed_everything(0, device)
     data = decoded if args.host_data or device.type == "cpu" else decoded.to(device)
-    model = TinyUNet().to(device)
+    model = build_model(TrainConfig.from_preset(args.net).model_config).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    amp = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda"
-    )
+    step_logits = model.logits
+    if getattr(args, "compile", False):
+        step_logits = torch.compile(model.logits)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
     batches = endless_batches(data, args.batch, args.crop, torch.Generator().manual_seed(0))
 
     def sync() -> None:
@@ -100,7 +101,7 @@ def time_device(
         sync()
         t2 = time.perf_counter()
         with amp:
-            logits = model.logits(x)
+            logits = step_logits(x)
         loss = saliency_loss(logits, target, "bce+dice")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -163,21 +164,160 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def bare_step_rate(decoded: DecodedSet, net: str, crop: int, old: bool, steps: int) -> float:
+    """img/s of the bare step (assemble + copy + compute medians) on the CPU.
+
+    ``old`` is the path the trainer had before the CPU fast path: NCHW fp32. The new
+    default is channels_last with bf16 autocast where the CPU has native bf16.
+    """
+    amp = False if old else fast_path(Runtime(), torch.device("cpu"))[0]
+    args = argparse.Namespace(
+        net=net, crop=crop, batch=32, steps=steps, warmup=2, amp=amp,
+        channels_last=not old, host_data=True, compile=False,
+    )  # fmt: skip
+    return summarise(time_device(decoded, torch.device("cpu"), args), 32)["step"]["img_per_s"]
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Old path vs new default, side by side per net and crop, interleaved twice."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_synthetic_duts(Path(tmp) / "DUTS-TR", n=args.pairs, size=args.size)
+        pairs = scan_pairs(root, check_headers=False).paired
+        big, _ = decode_pairs(pairs, max(args.crops) + TRAIN_MARGIN, None, 0, "", True)
+    print(f"machine: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"bf16 autocast in the new default: {fast_path(Runtime(), torch.device('cpu'))[0]}\n")
+    print("| net | crop | old path (NCHW fp32) img/s | new default img/s | ratio |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for net in args.nets:
+        for crop in args.crops:
+            decoded = big.rescaled(crop + TRAIN_MARGIN)
+            old, new = [], []
+            for _ in range(2):  # interleaved: old, new, old, new
+                old.append(bare_step_rate(decoded, net, crop, True, args.steps))
+                new.append(bare_step_rate(decoded, net, crop, False, args.steps))
+            o, n = float(np.median(old)), float(np.median(new))
+            print(f"| {net} | {crop} | {o:.1f} | {n:.1f} | {n / o:.2f}x |", flush=True)
+    return 0
+
+
+def epoch(args: argparse.Namespace) -> int:
+    """The real ``train()`` on a DUTS-TR-sized synthetic set: where an epoch's time goes."""
+    cfg = TrainConfig.from_preset(args.net, epochs=args.epochs, crop_size=args.crop)
+    if cfg.final_epochs:  # measure one crop: the progressive phase is a separate row
+        cfg = TrainConfig.from_preset(
+            args.net, epochs=args.epochs, crop_size=args.crop, final_epochs=0, final_crop=0
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        root = make_synthetic_duts(Path(tmp) / "DUTS-TR", n=args.pairs, size=args.size)
+        generate_s = time.perf_counter() - t0
+        rt = Runtime(device="cpu", checkpoint_dir=Path(tmp) / "ck", workers=args.workers)
+        result = train(root, cfg, rt)
+    n_train = result.data["train"]
+    rows = []
+    for h in result.history:
+        t = h["timing"]
+        parts = {
+            "compute (forward + backward + step)": t["compute_s"],
+            "batch assembly": t["assemble_s"],
+            "progress display + loop": t["progress_s"],
+            "validation": t["validate_s"],
+            "checkpointing": t["checkpoint_s"],
+        }
+        rows.append((h["epoch"], h["seconds"], parts))
+    print(f"machine: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"preset {args.net}, crop {cfg.crop_size}, {n_train} train / {result.data['val']} val "
+        f"synthetic pairs ~{args.size[0]}x{args.size[1]} (generated in {generate_s:.0f} s), "
+        f"amp {result.environment['amp']}, threads {result.environment['threads']}"
+    )
+    decode_s = result.data["decode_s"]
+    print(f"decode once at start ({args.workers} workers): {decode_s:.1f} s\n")
+    print("| epoch | part | seconds | share of epoch |")
+    print("| ---: | --- | ---: | ---: |")
+    for number, seconds, parts in rows:
+        for name, value in parts.items():
+            print(f"| {number} | {name} | {value:.1f} | {value / seconds:.1%} |")
+        print(f"| {number} | whole epoch | {seconds:.1f} | 100% |")
+        if number == 1:
+            share = decode_s / seconds
+            print(f"| 1 | decode (once, not in the epoch) | {decode_s:.1f} | {share:.1%} |")
+    last = rows[-1]
+    end_to_end = n_train / last[1]
+    bare = bare_step_rate(_bare_set(args), cfg.preset, cfg.crop_size, False, args.steps)
+    print(
+        f"\nend to end (last epoch, validation and checkpoint included): {end_to_end:.1f} img/s; "
+        f"bare step in the same run: {bare:.1f} img/s; ratio {end_to_end / bare:.2f}"
+    )
+    return 0
+
+
+def _bare_set(args: argparse.Namespace) -> DecodedSet:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_synthetic_duts(Path(tmp) / "DUTS-TR", n=256, size=args.size)
+        pairs = scan_pairs(root, check_headers=False).paired
+        return decode_pairs(pairs, args.crop + TRAIN_MARGIN, None, 0, "", True)[0]
+
+
+def compile_gain(args: argparse.Namespace) -> int:
+    """torch.compile (inductor) on the training step: compile time and steady-state gain."""
+    decoded = _bare_set(args)
+    amp = fast_path(Runtime(), torch.device("cpu"))[0]
+    common = {"net": args.net, "crop": args.crop, "batch": args.batch, "amp": amp,
+              "channels_last": True, "host_data": True}  # fmt: skip
+    t0 = time.perf_counter()
+    first = argparse.Namespace(**common, steps=1, warmup=0, compile=True)
+    time_device(decoded, torch.device("cpu"), first)  # includes compilation
+    compile_s = time.perf_counter() - t0
+    rates = {}
+    for compiled in (False, True, False, True):
+        ns = argparse.Namespace(**common, steps=args.steps, warmup=2, compile=compiled)
+        rate = summarise(time_device(decoded, torch.device("cpu"), ns), args.batch)["step"]
+        rates.setdefault(compiled, []).append(rate["img_per_s"])
+    eager, comp = float(np.median(rates[False])), float(np.median(rates[True]))
+    print(f"machine: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"net {args.net}, crop {args.crop}, batch {args.batch}, amp {amp}, channels_last")
+    print(f"first compiled step (compilation included): {compile_s:.1f} s")
+    print(f"eager {eager:.1f} img/s, compiled {comp:.1f} img/s, gain {comp / eager:.2f}x")
+    saved_per_hour = 3600 * (1 - eager / comp) if comp > eager else 0.0
+    print(f"time saved in a 60-minute run: {saved_per_hour:.0f} s vs {compile_s:.0f} s to compile")
+    return 0
+
+
 def main() -> int:
-    """Parse arguments, build and decode the synthetic set, time each device, print."""
+    """Parse arguments and run the chosen mode (default: the per-step stage split)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--net", default="default", help="preset whose network to time")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per device")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--pairs", type=int, default=256, help="synthetic pairs to decode")
     parser.add_argument("--size", type=parse_size, default=(300, 400), help="HxW of the pairs")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CPU or CUDA)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC model and input")
     parser.add_argument("--host-data", action="store_true", help="keep decoded set on the CPU")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--compare", action="store_true", help="old path vs new default per net and crop"
+    )
+    mode.add_argument("--epoch", action="store_true", help="real train() on a DUTS-sized set")
+    mode.add_argument("--compile", action="store_true", help="torch.compile on the step")
+    parser.add_argument("--nets", default="default,lite", help="--compare: presets")
+    parser.add_argument("--crops", default="128,160,256", help="--compare: crops")
+    parser.add_argument("--epochs", type=int, default=1, help="--epoch: epochs to run")
+    parser.add_argument("--workers", type=int, default=2, help="--epoch: decode processes")
     args = parser.parse_args()
+    args.nets = args.nets.split(",")
+    args.crops = [int(c) for c in args.crops.split(",")]
+    if args.compare:
+        return compare(args)
+    if args.epoch:
+        return epoch(args)
+    if args.compile:
+        return compile_gain(args)
     if args.steps < 1 or args.warmup < 0 or args.pairs < args.batch:
         parser.error("need --steps >= 1, --warmup >= 0 and --pairs >= --batch")
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from sod_train.model import TinyUNet
+from sod_train.model import build_model
 from sod_train.train import TrainConfig, load_data, validate
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
@@ -73,7 +73,7 @@ def test_two_rank_run_writes_once_and_validates_over_the_whole_set(synthetic_roo
     state = torch.load(tmp_path / "ck" / "last.pt", weights_only=False)
     cfg = TrainConfig.from_dict(state["config"])
     _, val_set, _ = load_data(synthetic_root, cfg, workers=0, quiet=True)
-    model = TinyUNet(cfg.model_config)
+    model = build_model(cfg.model_config)
     model.load_state_dict(state["best_state"])
     single = validate(model, val_set, cfg.loss, torch.device("cpu"))
     assert single["val_iou"] == pytest.approx(metrics["training"]["best_val_iou"], abs=1e-9)

@@ -20,7 +20,7 @@ from sod_train.check import check_model
 from sod_train.cli import main
 from sod_train.dataset import DecodedSet, scale_window, train_batches
 from sod_train.export import export
-from sod_train.model import TinyUNet, UNetConfig, count_parameters
+from sod_train.model import TinyUNet, UNetConfig, build_model, count_parameters
 from sod_train.presets import PRESETS
 from sod_train.train import Runtime, TrainConfig, load_data, train, validate
 
@@ -126,7 +126,7 @@ def test_ema_is_deterministic_differs_and_is_what_gets_validated(
     ema_state = ema_weights(last)
     assert not same_state(ema_state, last["model"])
     _, val_set, _ = load_data(synthetic_root, cfg, workers=0, quiet=True)
-    model = TinyUNet(cfg.model_config)
+    model = build_model(cfg.model_config)
     model.load_state_dict(ema_state)
     scored = validate(model, val_set, cfg.loss, torch.device("cpu"))
     assert scored["val_loss"] == a.history[-1]["val_loss"]
@@ -224,10 +224,10 @@ def test_jitter_training_is_deterministic_and_differs_from_plain(synthetic_root,
 @pytest.mark.parametrize("preset", NEW_PRESETS)
 def test_new_preset_fits_the_budget_and_trains_one_epoch(synthetic_root, preset):
     cfg = TrainConfig.from_preset(preset, epochs=1, batch_size=8, crop_size=CROP)
-    assert count_parameters(TinyUNet(cfg.model_config)) <= 120_000
+    assert count_parameters(build_model(cfg.model_config)) <= 120_000
     result = run(synthetic_root, cfg)
     assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])
-    TinyUNet(cfg.model_config).load_state_dict(result.best_state)
+    build_model(cfg.model_config).load_state_dict(result.best_state)
 
 
 def test_cli_levers_reach_the_recipe_and_bad_values_are_refused(synthetic_root, tmp_path):
@@ -282,7 +282,7 @@ def test_ema_under_torchrun_keeps_ranks_identical(synthetic_root, tmp_path):
     state = torch.load(tmp_path / "ck/last.pt", weights_only=False)
     cfg = TrainConfig.from_dict(state["config"])
     _, val_set, _ = load_data(synthetic_root, cfg, workers=0, quiet=True)
-    model = TinyUNet(cfg.model_config)
+    model = build_model(cfg.model_config)
     model.load_state_dict(ema_weights(state))
     single = validate(model, val_set, cfg.loss, torch.device("cpu"))
     assert single["val_loss"] == pytest.approx(state["history"][-1]["val_loss"], abs=1e-9)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sod_train.model import TinyUNet, UNetConfig, count_parameters
+from sod_train.model import TinyUNet, UNetConfig, build_model, count_parameters
 from sod_train.presets import PRESETS
 from sod_train.train import TrainConfig
 
@@ -34,7 +34,7 @@ def test_no_interpolation_modules():
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_fits_the_parameter_budget(preset):
     cfg = TrainConfig.from_preset(preset)
-    assert count_parameters(TinyUNet(cfg.model_config)) <= 120_000
+    assert count_parameters(build_model(cfg.model_config)) <= 120_000
 
 
 def test_deeper_config_runs_at_odd_size():

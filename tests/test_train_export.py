@@ -17,7 +17,7 @@ from conftest import REPO
 from sod_train.cli import main
 from sod_train.errors import GateError, UserInputError
 from sod_train.export import export, fold_batchnorm, to_onnx, verify_onnx
-from sod_train.model import TinyUNet, UNetConfig
+from sod_train.model import UNetConfig, build_model
 from sod_train.train import Runtime, TrainConfig, train
 
 SMALL = ["--epochs", "2", "--batch-size", "8", "--crop-size", "32", "--lr", "0.003"]
@@ -218,12 +218,18 @@ def test_allowlist_catches_a_planted_resize():
 
 @pytest.mark.parametrize(
     "config",
-    [UNetConfig(), UNetConfig((8, 12, 16), (1, 2), separable=True)],
-    ids=["plain", "separable"],
+    [
+        UNetConfig(),
+        UNetConfig((8, 12, 16), (1, 2), separable=True),
+        UNetConfig((16, 32, 48, 64, 80), (1, 2, 4), arch="lite", blocks=(0, 1, 2, 1, 0)),
+        UNetConfig((8, 16, 24), (1, 2), arch="lite", refine=0),
+    ],
+    ids=["plain", "separable", "lite", "lite-no-refine"],
 )
-def test_batchnorm_folding_keeps_outputs(config):
+@pytest.mark.parametrize("hw", [(45, 67), (1, 1), (128, 96)])
+def test_batchnorm_folding_keeps_outputs(config, hw):
     torch.manual_seed(0)
-    model = TinyUNet(config)
+    model = build_model(config)
     for m in model.modules():  # non-trivial running statistics
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
@@ -232,7 +238,7 @@ def test_batchnorm_folding_keeps_outputs(config):
     model.eval()
     folded = fold_batchnorm(model)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    x = torch.randn(1, 3, 45, 67)
+    x = torch.randn(1, 3, *hw)
     with torch.no_grad():
         assert torch.allclose(model(x), folded(x), atol=1e-5)
 

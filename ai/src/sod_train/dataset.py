@@ -94,6 +94,25 @@ class DecodedSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    def rescaled(self, short: int) -> DecodedSet:
+        """A copy whose shorter sides are ``short`` (image bilinear with antialias, mask nearest).
+
+        Progressive resizing decodes once at the largest crop and serves the smaller
+        crops' epochs from this copy, so the field of view stays the same.
+        """
+        images, masks = [], []
+        for img, mask in zip(self.images, self.masks, strict=True):
+            h, w = img.shape[1:]
+            size = (int(short * h / w), short) if w <= h else (short, int(short * w / h))
+            if size == (h, w):
+                images.append(img)
+                masks.append(mask)
+                continue
+            x = F.interpolate(img[None].float(), size, mode="bilinear", antialias=True)
+            images.append(x[0].round().clamp(0, 255).to(torch.uint8))
+            masks.append(F.interpolate(mask[None].float(), size, mode="nearest")[0].byte())
+        return DecodedSet(self.pairs, images, masks)
+
     def to(self, device: torch.device) -> DecodedSet:
         return DecodedSet(
             self.pairs, [t.to(device) for t in self.images], [t.to(device) for t in self.masks]

@@ -31,7 +31,7 @@ from .allowlist import DEFAULT_ALLOWLIST, allowlist_violations, load_allowlist
 from .dataset import IMAGENET_MEAN, IMAGENET_STD
 from .errors import GateError, UserInputError
 from .golden import write_golden
-from .model import TinyUNet, count_parameters
+from .model import build_model, count_parameters
 from .train import TrainResult
 
 OPSET = 17
@@ -51,7 +51,7 @@ def check_gate(result: TrainResult, min_val_iou: float) -> None:
         )
 
 
-def fold_batchnorm(model: TinyUNet) -> TinyUNet:
+def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in eval mode with every BatchNorm folded into its Conv.
 
     Folds each Conv2d directly followed by a BatchNorm2d inside any ``nn.Sequential``
@@ -210,7 +210,7 @@ def export(
     """
     output = Path(output)
     check_gate(result, min_val_iou)
-    model = TinyUNet(result.config.model_config)
+    model = build_model(result.config.model_config)
     try:
         model.load_state_dict(result.best_state)
     except RuntimeError as exc:

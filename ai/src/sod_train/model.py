@@ -29,6 +29,9 @@ class UNetConfig:
     widths: tuple[int, ...] = (16, 32, 48)
     dilations: tuple[int, ...] = (1,)
     separable: bool = False
+    arch: str = "anchor"  # "anchor" (TinyUNet) or "lite" (LiteUNet)
+    blocks: tuple[int, ...] = ()  # lite: residual blocks per level (default 1 each)
+    refine: int = 8  # lite: channels of the full-resolution head (0: ConvTranspose to 1)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -143,3 +146,132 @@ class TinyUNet(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def sep_block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    """Depthwise 3x3 (+BN+ReLU), pointwise 1x1 (+BN+ReLU): MobileNet's separable unit.
+
+    Both convolutions are followed by a BatchNorm inside one Sequential, so export
+    folds both. A stride-2 depthwise conv with padding 1 gives ceil(H/2) x ceil(W/2),
+    like the anchor's ceil-mode pooling, so any input size works.
+    """
+    pad = dilation
+    return nn.Sequential(
+        nn.Conv2d(cin, cin, 3, stride, pad, dilation=dilation, groups=cin, bias=False),
+        nn.BatchNorm2d(cin),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Residual(nn.Module):
+    """``x + f(x)`` (one Add in the graph): lets deeper levels train fast from scratch."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class SepContext(nn.Module):
+    """Residual sum of parallel dilated separable branches: wide context for few weights."""
+
+    def __init__(self, channels: int, dilations: tuple[int, ...]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(sep_block(channels, channels, 1, d) for d in dilations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for branch in self.branches:
+            out = out + branch(x)
+        return out
+
+
+class LiteUNet(nn.Module):
+    """The efficient family: strided stem, separable levels, dilated context, ConvTranspose.
+
+    Level 0 is a plain stride-2 3x3 stem (nothing else runs at full resolution but
+    the head), each further level halves the size with a stride-2 separable block
+    and adds ``blocks[i]`` residual separable blocks; the deepest level ends in a
+    multi-dilation context block. The decoder upsamples with ConvTranspose k2 s2,
+    crops to the skip, *adds* the skip (cheaper than concatenation at the same
+    width) and refines with one separable block. The head is a ConvTranspose to
+    full resolution, cropped to the input, then ReLU and a 3x3 convolution to one
+    logit (``refine`` channels), or with ``refine`` 0 a ConvTranspose straight to
+    the logit. Side heads (1x1 convolutions on each decoder level) exist for deep
+    supervision during training only; ``forward`` never uses them, so they never
+    reach the exported graph.
+    """
+
+    def __init__(self, config: UNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = config.widths
+        blocks = config.blocks or (1,) * len(widths)
+        if len(blocks) != len(widths):
+            raise ValueError(f"blocks {blocks} needs one entry per width {widths}")
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, widths[0], 3, 2, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        self.levels = nn.ModuleList()
+        for i in range(1, len(widths)):
+            layers = [sep_block(widths[i - 1], widths[i], stride=2)]
+            layers += [Residual(sep_block(widths[i], widths[i])) for _ in range(blocks[i])]
+            self.levels.append(nn.Sequential(*layers))
+        self.context = SepContext(widths[-1], config.dilations)
+        self.ups = nn.ModuleList()
+        self.fuses = nn.ModuleList()
+        self.sides = nn.ModuleList()
+        for i in reversed(range(len(widths) - 1)):
+            self.ups.append(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2, bias=False))
+            self.fuses.append(sep_block(widths[i], widths[i]))
+            self.sides.append(nn.Conv2d(widths[i], 1, 1))
+        out = config.refine or 1
+        self.head_up = nn.ConvTranspose2d(widths[0], out, 2, stride=2)
+        self.head = nn.Conv2d(out, 1, 3, padding=1) if config.refine else None
+
+    def _decode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = [self.stem(x)]
+        for level in self.levels:
+            skips.append(level(skips[-1]))
+        y = self.context(skips[-1])
+        decoded = []
+        for up, fuse, skip in zip(self.ups, self.fuses, reversed(skips[:-1]), strict=True):
+            y = fuse(crop_to(up(y), skip) + skip)
+            decoded.append(y)
+        logit = crop_to(self.head_up(y), x)
+        if self.head is not None:
+            logit = self.head(torch.relu(logit))
+        return logit, decoded
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-sigmoid saliency logits [N, 1, H, W]."""
+        return self._decode(x)[0]
+
+    def side_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """[main logits at H x W, then one coarser logit map per decoder level, deepest first].
+
+        Training only (deep supervision); the loss upsamples the coarse maps itself.
+        """
+        main, decoded = self._decode(x)
+        return [main, *(side(y) for side, y in zip(self.sides, decoded, strict=True))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Saliency map in [0, 1], same H x W as the input."""
+        return torch.sigmoid(self.logits(x))
+
+
+def build_model(config: UNetConfig | None = None) -> nn.Module:
+    """The network a config describes: the one constructor every caller uses."""
+    config = config or UNetConfig()
+    if config.arch == "anchor":
+        return TinyUNet(config)
+    if config.arch == "lite":
+        return LiteUNet(config)
+    raise ValueError(f"unknown architecture '{config.arch}' (anchor, lite)")

@@ -59,6 +59,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "colour_jitter": 0.2,
         "epochs": 200,
     },
+    # The efficient family (issue 12), CPU-trained. ``lite`` is the release candidate's
+    # network: a stride-2 stem, 5 levels of separable blocks, (1, 2, 4) dilated
+    # context, add-fusion ConvTranspose decoder, deep supervision; warm-up + cosine.
+    "lite-probe": {
+        "arch": "lite",
+        "widths": (16, 32, 48, 64, 80),
+        "blocks": (0, 1, 2, 1, 0),
+        "dilations": (1, 2, 4),
+        "loss": "bce+iou",
+        "optimizer": "adamw",
+        "weight_decay": 1e-4,
+        "lr": 4e-3,
+        "schedule": "warmup-cosine",
+        "warmup_epochs": 1.0,
+        "deep_supervision": 0.4,
+        "crop_size": 160,
+        "val_crop": 256,
+        "epochs": 8,
+    },
 }
 
 

@@ -18,7 +18,7 @@ import os
 import random
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,16 +26,18 @@ from typing import Any
 import click
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 
 from . import atomicio
+from .cpu import available_cores, bf16_features, cpu_environment
 from .dataset import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches
 from .distributed import DistInfo, all_reduce_sum, average_buffers, barrier, current
 from .errors import UserInputError
 from .losses import iou_at_half, saliency_loss
-from .model import TinyUNet, UNetConfig, count_parameters
+from .model import UNetConfig, build_model, count_parameters
 from .pairs import content_digest, raise_if_problems, scan_pairs, split_scan
 from .presets import PRESETS
 from .provenance import environment
@@ -65,6 +67,15 @@ class TrainConfig:
     ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
     colour_jitter: float = 0.0  # brightness/contrast/saturation factors in [1-s, 1+s]
     scale_jitter: float = 0.0  # square window of side crop * [1-s, 1+s], resized to the crop
+    arch: str = "anchor"  # network family: "anchor" (TinyUNet) or "lite" (LiteUNet)
+    blocks: tuple[int, ...] = ()  # lite: residual blocks per level
+    refine: int = 8  # lite: full-resolution head channels
+    deep_supervision: float = 0.0  # weight of the side outputs' mean loss (lite); 0 = off
+    schedule: str = "cosine"  # "cosine" per epoch (the anchor's) or "warmup-cosine" per step
+    warmup_epochs: float = 0.0  # warmup-cosine: linear warm-up length
+    final_crop: int = 0  # progressive resizing: the last final_epochs train at this crop
+    final_epochs: int = 0
+    val_crop: int = 0  # validation (model selection) crop; 0 = crop_size, as the anchor
     skip_bad: bool = False
     convert_rgb_masks: bool = False
 
@@ -78,7 +89,24 @@ class TrainConfig:
 
     @property
     def model_config(self) -> UNetConfig:
-        return UNetConfig(tuple(self.widths), tuple(self.dilations), bool(self.separable))
+        return UNetConfig(
+            tuple(self.widths),
+            tuple(self.dilations),
+            bool(self.separable),
+            arch=self.arch,
+            blocks=tuple(self.blocks),
+            refine=self.refine,
+        )
+
+    def crop_at(self, epoch: int) -> int:
+        """Training crop of ``epoch`` (1-based): ``final_crop`` in the last ``final_epochs``."""
+        if self.final_crop and epoch > self.epochs - self.final_epochs:
+            return self.final_crop
+        return self.crop_size
+
+    @property
+    def max_crop(self) -> int:
+        return max(self.crop_size, self.final_crop if self.final_epochs else 0)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -107,7 +135,8 @@ class Runtime:
     checkpoint_dir: Path | None = None
     resume: bool = False
     quiet: bool = False
-    amp: bool = False  # bf16 autocast on CUDA
+    amp: bool | None = None  # bf16 autocast; None = on where bf16 is native (see cpu.py)
+    threads: int | None = None  # torch intra-op threads; None = every core we may use
     stop_after_epoch: int | None = None  # end early (simulates an interruption; time slicing)
 
 
@@ -136,6 +165,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def fast_path(rt: Runtime, device: torch.device) -> tuple[bool, int]:
+    """Set torch's threads and decide bf16 autocast; returns (amp, threads).
+
+    ``rt.amp`` None means: on where the device computes bf16 natively (a CUDA GPU,
+    or a CPU with AVX512-BF16 / AMX-BF16), off elsewhere.
+    """
+    threads = rt.threads or available_cores()
+    torch.set_num_threads(threads)
+    if rt.amp is not None:
+        return bool(rt.amp), threads
+    return (device.type == "cuda" or bool(bf16_features())), threads
+
+
 def seed_everything(seed: int, device: torch.device) -> None:
     """Seed every RNG and ask for deterministic kernels (warn-only on CUDA)."""
     random.seed(seed)
@@ -157,12 +199,13 @@ def load_data(
     rgb = cfg.convert_rgb_masks
     scan = scan_pairs(root, allow_rgb=rgb)
     train_pairs, val_pairs = split_scan(scan, cfg.val_fraction, cfg.seed)
-    short = cfg.crop_size + TRAIN_MARGIN
+    short = cfg.max_crop + TRAIN_MARGIN
     train_set, train_bad = decode_pairs(
         train_pairs, short, None, workers, "decode train", quiet, rgb
     )
+    val_crop = cfg.val_crop or cfg.crop_size
     val_set, val_bad = decode_pairs(
-        val_pairs, cfg.crop_size, cfg.crop_size, workers, "decode val", quiet, rgb
+        val_pairs, val_crop, val_crop, workers, "decode val", quiet, rgb
     )
     problems = scan.problems + train_bad + val_bad
     raise_if_problems(problems, root, cfg.skip_bad)
@@ -295,14 +338,66 @@ def _nondeterministic_ops(caught: list[warnings.WarningMessage]) -> list[str]:
 
 
 class _Logits(torch.nn.Module):
-    """Expose ``model.logits`` as ``forward`` so DDP can wrap the training pass."""
+    """The training pass as ``forward`` (so DDP can wrap it): logits, plus side outputs.
 
-    def __init__(self, model: TinyUNet) -> None:
+    With deep supervision it returns ``model.side_logits`` (a list, main first).
+    """
+
+    def __init__(self, model: torch.nn.Module, deep_supervision: bool) -> None:
         super().__init__()
         self.model = model
+        self.deep_supervision = deep_supervision
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        if self.deep_supervision:
+            return self.model.side_logits(x)
         return self.model.logits(x)
+
+
+def training_loss(
+    logits: torch.Tensor | list[torch.Tensor], masks: torch.Tensor, cfg: TrainConfig
+) -> torch.Tensor:
+    """The recipe's loss; side outputs score against the mask area-pooled to their size.
+
+    Pooling the target (soft labels) instead of upsampling the logits keeps deep
+    supervision almost free on the CPU.
+    """
+    if not isinstance(logits, list):
+        return saliency_loss(logits, masks, cfg.loss)
+    main, *sides = logits
+    side_losses = [
+        saliency_loss(side, F.adaptive_avg_pool2d(masks, side.shape[2:]), cfg.loss)
+        for side in sides
+    ]
+    return (
+        saliency_loss(main, masks, cfg.loss)
+        + cfg.deep_supervision * torch.stack(side_losses).mean()
+    )
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+) -> tuple[torch.optim.lr_scheduler.LRScheduler, bool]:
+    """(scheduler, steps per optimizer step?): the anchor's per-epoch cosine, or warm-up + cosine.
+
+    ``warmup-cosine`` rises linearly from 0 over ``warmup_epochs`` and then follows a
+    cosine to 0 at the last step, updated every step (short schedules need it).
+    """
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=cfg.epochs, eta_min=0.0
+        ), False
+    if cfg.schedule != "warmup-cosine":
+        raise UserInputError(f"unknown schedule '{cfg.schedule}' (cosine, warmup-cosine)")
+    total = cfg.epochs * steps_per_epoch
+    warmup = max(1, round(cfg.warmup_epochs * steps_per_epoch))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
 
 
 def epoch_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
@@ -319,6 +414,23 @@ def epoch_order(n: int, seed: int, epoch: int, info: DistInfo) -> list[int]:
     return list(sampler)
 
 
+class _Timed:
+    """Iterate ``items`` and add up the time spent producing them (batch assembly)."""
+
+    def __init__(self, items: Iterator) -> None:
+        self.items, self.seconds = iter(items), 0.0
+
+    def __iter__(self) -> _Timed:
+        return self
+
+    def __next__(self):
+        t0 = time.perf_counter()
+        try:
+            return next(self.items)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
 def train_one_epoch(
     step_model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -329,10 +441,12 @@ def train_one_epoch(
     device: torch.device,
     info: DistInfo,
     after_step: Callable[[], None] | None = None,
+    step_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> dict[str, float]:
     """One pass over this rank's share of the training set; returns loss and speed.
 
-    ``after_step`` runs after every optimizer step (the EMA update).
+    ``after_step`` runs after every optimizer step (the EMA update);
+    ``step_scheduler`` steps after every optimizer step (per-step schedules).
     """
     step_model.train()
     per_rank_batch = cfg.batch_size // info.world
@@ -341,15 +455,15 @@ def train_one_epoch(
         data,
         order,
         per_rank_batch,
-        cfg.crop_size,
+        cfg.crop_at(epoch),
         epoch_generator(cfg.seed, epoch, info.rank),
         scale_jitter=cfg.scale_jitter,
         colour_jitter=cfg.colour_jitter,
     )
-    amp = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=rt.amp and device.type == "cuda"
-    )
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(rt.amp))
+    timed = _Timed(batches)
     t0 = time.perf_counter()
+    compute = 0.0
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen, shown = 0, {"loss": float("nan")}
 
@@ -359,28 +473,31 @@ def train_one_epoch(
 
     n_batches = math.ceil(len(order) / per_rank_batch)
     with click.progressbar(
-        batches,
+        timed,
         length=n_batches,
         label=f"epoch {epoch}/{cfg.epochs}",
         hidden=rt.quiet or not info.is_main,
         item_show_func=status,
     ) as bar:
         for step, (images, masks) in enumerate(bar):
+            t_step = time.perf_counter()
             x = normalize(images.to(device, non_blocking=True))
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
             with amp:
                 logits = step_model(x)
-            loss = saliency_loss(logits, masks.to(device, non_blocking=True), cfg.loss)
+            loss = training_loss(logits, masks.to(device, non_blocking=True), cfg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if step_scheduler is not None:
+                step_scheduler.step()
             if after_step is not None:
                 after_step()
             loss_sum += loss.detach().double() * len(images)
             seen += len(images)
             if step % 10 == 0 or step == n_batches - 1:
                 shown["loss"] = loss_sum.item() / seen
+            compute += time.perf_counter() - t_step
     totals = all_reduce_sum(
         torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=device)])
     )
@@ -389,6 +506,11 @@ def train_one_epoch(
         "train_loss": (totals[0] / totals[1]).item(),
         "img_per_s": totals[1].item() / seconds,
         "train_seconds": seconds,
+        # Where the epoch went: batch assembly (crop, flip, stack), forward + backward +
+        # step, and what is left: the progress display and loop overhead.
+        "assemble_s": timed.seconds,
+        "compute_s": compute,
+        "progress_s": seconds - timed.seconds - compute,
     }
 
 
@@ -410,22 +532,23 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
             f"{info.world} ranks; the global batch is split evenly"
         )
     check_levers(cfg)
+    amp, threads = fast_path(rt, device)
     seed_everything(cfg.seed, device)
     quiet = rt.quiet or not info.is_main
     resume_state = checkpoint_to_resume(rt, cfg)
+    t_decode = time.perf_counter()
     train_set, val_set, data_info = load_data(root, cfg, rt.workers, quiet)
+    data_info["decode_s"] = time.perf_counter() - t_decode
     if device.type == "cuda":  # keep the decoded set on the GPU: augmentation runs there
         train_set, val_set = train_set.to(device), val_set.to(device)
 
     torch.manual_seed(cfg.seed)
-    model = TinyUNet(cfg.model_config)
+    model = build_model(cfg.model_config)
     params = count_parameters(model)
     if info.enabled and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # BN over the global batch
-    model = model.to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    step_model: torch.nn.Module = _Logits(model)
+    model = model.to(device, memory_format=torch.channels_last)
+    step_model: torch.nn.Module = _Logits(model, cfg.deep_supervision > 0)
     if info.enabled:
         # BN statistics stay per rank while training (buffers not broadcast) and are
         # averaged over ranks before each validation: see distributed.average_buffers.
@@ -438,11 +561,15 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
     # The EMA tracks the unwrapped model; DDP keeps its weights identical on every rank.
     ema = make_ema(model, cfg.ema)
     eval_model = ema.module if ema is not None else model  # validated, selected, exported
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=0.0)
+    steps_per_epoch = math.ceil(
+        math.ceil(len(train_set) / info.world) / (cfg.batch_size // info.world)
+    )
+    scheduler, per_step = make_scheduler(optimizer, cfg, steps_per_epoch)
     env = environment(str(device))
     env.update(
         {"world_size": info.world, "deterministic": device.type == "cpu", "nondeterministic": []}
     )
+    env.update(cpu_environment(amp, threads))
 
     ckpt_path = rt.checkpoint_dir / CHECKPOINT_NAME if rt.checkpoint_dir else None
     start_epoch, history, best = (
@@ -457,12 +584,27 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
     after_step = (lambda: ema.update_parameters(model)) if ema is not None else None
 
     last_epoch = cfg.epochs if rt.stop_after_epoch is None else min(cfg.epochs, rt.stop_after_epoch)
+    rt = replace(rt, amp=amp)
+    scaled: dict[int, DecodedSet] = {}  # progressive resizing: one rescaled copy per crop
     for epoch in range(start_epoch, last_epoch + 1):
         t0 = time.perf_counter()
+        crop = cfg.crop_at(epoch)
+        if crop != cfg.max_crop and crop not in scaled:
+            scaled[crop] = train_set.rescaled(crop + TRAIN_MARGIN)
+        epoch_set = scaled.get(crop, train_set)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             stats = train_one_epoch(
-                step_model, optimizer, train_set, cfg, rt, epoch, device, info, after_step
+                step_model,
+                optimizer,
+                epoch_set,
+                cfg,
+                rt,
+                epoch,
+                device,
+                info,
+                after_step,
+                scheduler if per_step else None,
             )
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -470,11 +612,14 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
                 set(env["nondeterministic"]) | set(_nondeterministic_ops(caught))
             )
         lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
+        if not per_step:
+            scheduler.step()
         average_buffers(model)
         if ema is not None:
             average_buffers(eval_model)  # per-rank BN statistics feed the EMA buffers too
+        t_val = time.perf_counter()
         metrics = validate(eval_model, val_set, cfg.loss, device)
+        t_val = time.perf_counter() - t_val
         if metrics["val_iou"] > best["val_iou"]:
             best = {
                 "epoch": epoch,
@@ -490,6 +635,14 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
                 "lr": lr,
                 "seconds": time.perf_counter() - t0,
                 "img_per_s": stats["img_per_s"],
+                "crop": crop,
+                "timing": {
+                    "assemble_s": stats["assemble_s"],
+                    "compute_s": stats["compute_s"],
+                    "progress_s": stats["progress_s"],
+                    "validate_s": t_val,
+                    "checkpoint_s": 0.0,
+                },
             }
         )
         if not quiet:
@@ -512,7 +665,10 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
             }
             if ema is not None:
                 state["ema"] = ema.state_dict()
+            t_ckpt = time.perf_counter()
             save_checkpoint(ckpt_path, state)
+            # Known only after the write: the next checkpoint carries it.
+            history[-1]["timing"]["checkpoint_s"] = time.perf_counter() - t_ckpt
         barrier()  # no rank runs ahead of the checkpoint
 
     if best["state"] is None:
@@ -589,6 +745,12 @@ def _resume(
             f"{data_info['digest'][:12]}...)"
         )
     previous = state["environment"]
+    for key, flag in (("amp", "--amp/--no-amp"), ("threads", "--threads")):
+        if previous.get(key, env[key]) != env[key]:
+            raise UserInputError(
+                f"{path}: checkpoint was trained with {key} {previous[key]}, this run has "
+                f"{env[key]}; pass the same {flag} to continue it bit-exactly"
+            )
     env["nondeterministic"] = sorted(
         set(env["nondeterministic"]) | set(previous["nondeterministic"])
     )

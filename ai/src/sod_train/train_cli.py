@@ -138,7 +138,18 @@ def train_options(fn: Callable) -> Callable:
             is_flag=True,
             help="Accept RGB masks as luminance (DUTS-TR has 3; the anchor kept them).",
         ),
-        click.option("--amp", is_flag=True, help="bf16 autocast on CUDA (ignored on CPU)."),
+        click.option(
+            "--amp/--no-amp",
+            default=None,
+            help="bf16 autocast of the forward pass [default: on where the CPU or GPU has "
+            "native bf16 (AVX512-BF16, AMX-BF16, CUDA), else off].",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(1, 1024),
+            help="torch intra-op threads; recorded, since bit-exactness depends on it "
+            "[default: every core this process may use].",
+        ),
         click.option(
             "--no-export",
             is_flag=True,
@@ -177,7 +188,7 @@ def run_train(
     resume: bool,
     skip_bad: bool,
     convert_rgb_masks: bool,
-    amp: bool,
+    amp: bool | None,
     quiet: bool,
     data_cache: Path | None = None,
     no_export: bool = False,
@@ -186,6 +197,7 @@ def run_train(
     ema: float | None = None,
     colour_jitter: float | None = None,
     scale_jitter: float | None = None,
+    threads: int | None = None,
 ) -> dict | None:
     """Train, gate and export in one go; returns the metrics dict (None on ranks > 0).
 
@@ -219,6 +231,7 @@ def run_train(
         resume=resume,
         quiet=quiet,
         amp=amp,
+        threads=threads,
         checkpoint_dir=checkpoint_dir or Path("checkpoints") / output.stem,
     )
     if (duts_root is None) == (data_cache is None):
