@@ -95,6 +95,51 @@ def train_options(fn: Callable) -> Callable:
             "--loss", type=click.Choice(["bce+dice", "bce+iou"]), help="Loss [default: bce+dice]."
         ),
         click.option(
+            "--arch",
+            type=click.Choice(["anchor", "lite"]),
+            help="Network family: the anchor TinyUNet or the efficient LiteUNet [default: anchor].",
+        ),
+        click.option(
+            "--blocks", callback=_int_tuple, help="lite: residual blocks per level (preset)."
+        ),
+        click.option(
+            "--refine",
+            type=click.IntRange(0, 64),
+            help="lite: channels of the full-resolution head; 0 = ConvTranspose straight "
+            "to the logit [default: 8].",
+        ),
+        click.option(
+            "--deep-supervision",
+            type=click.FloatRange(0, 10),
+            help="lite: weight of the side outputs' loss; 0 = off [default: 0].",
+        ),
+        click.option("--optimizer", type=click.Choice(["adam", "adamw"]), help="[default: adam]."),
+        click.option("--weight-decay", type=click.FloatRange(0, 1), help="[default: 0]."),
+        click.option(
+            "--schedule",
+            type=click.Choice(["cosine", "warmup-cosine"]),
+            help="LR schedule: cosine per epoch, or linear warm-up + cosine per step "
+            "[default: cosine].",
+        ),
+        click.option(
+            "--warmup-epochs",
+            type=click.FloatRange(0, 1000),
+            help="warmup-cosine: warm-up length in epochs [default: 0].",
+        ),
+        click.option(
+            "--final-crop",
+            type=click.IntRange(min=8),
+            help="Progressive resizing: crop of the last --final-epochs [default: off].",
+        ),
+        click.option(
+            "--final-epochs", type=click.IntRange(min=0), help="See --final-crop [default: 0]."
+        ),
+        click.option(
+            "--val-crop",
+            type=click.IntRange(min=8),
+            help="Validation (model selection) crop [default: --crop-size].",
+        ),
+        click.option(
             "--ema",
             type=click.FloatRange(0, 1, max_open=True),
             help="EMA decay of the weights, e.g. 0.999; validated and exported [default: 0, off].",
@@ -171,60 +216,31 @@ def run_train(
     duts_root: Path | None,
     output: Path,
     preset: str,
-    epochs: int | None,
-    batch_size: int | None,
-    lr: float | None,
-    crop_size: int | None,
-    seed: int | None,
-    val_fraction: float | None,
     min_val_iou: float,
-    widths: tuple[int, ...] | None,
-    dilations: tuple[int, ...] | None,
-    loss: str | None,
     metrics_out: Path | None,
     device: str,
     workers: int,
     checkpoint_dir: Path | None,
     resume: bool,
-    skip_bad: bool,
-    convert_rgb_masks: bool,
     amp: bool | None,
     quiet: bool,
     data_cache: Path | None = None,
     no_export: bool = False,
     smoke: bool = False,
-    separable: bool | None = None,
-    ema: float | None = None,
-    colour_jitter: float | None = None,
-    scale_jitter: float | None = None,
     threads: int | None = None,
+    **recipe: object,
 ) -> dict | None:
     """Train, gate and export in one go; returns the metrics dict (None on ranks > 0).
 
-    Under torchrun every rank trains; only rank 0 gates and writes files.
+    ``recipe`` holds the TrainConfig fields given on the command line (None: the
+    preset's value). Under torchrun every rank trains; only rank 0 gates and writes.
     """
     from .distributed import session
     from .train import Runtime, TrainConfig, train
 
-    cfg = TrainConfig.from_preset(
-        preset,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        crop_size=crop_size,
-        seed=seed,
-        val_fraction=val_fraction,
-        min_val_iou=min_val_iou,
-        widths=widths,
-        dilations=dilations,
-        separable=separable,
-        loss=loss,
-        ema=ema,
-        colour_jitter=colour_jitter,
-        scale_jitter=scale_jitter,
-        skip_bad=skip_bad or None,
-        convert_rgb_masks=convert_rgb_masks or None,
-    )
+    flags = {"skip_bad", "convert_rgb_masks"}  # click gives False when absent: not an override
+    recipe = {k: (v or None) if k in flags else v for k, v in recipe.items()}
+    cfg = TrainConfig.from_preset(preset, min_val_iou=min_val_iou, **recipe)
     rt = Runtime(
         device=device,
         workers=workers,
