@@ -59,7 +59,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "colour_jitter": 0.2,
         "epochs": 200,
     },
-    # The efficient family (issue 12), CPU-trained. ``lite`` is the release candidate's
+    # The efficient family (issue 12), CPU-trained: every lite-* preset below and
+    # ``release`` share the recipe of ``lite-probe`` unless they say otherwise. ``lite`` is the release candidate's
     # network: a stride-2 stem, 5 levels of separable blocks, (1, 2, 4) dilated
     # context, add-fusion ConvTranspose decoder, deep supervision; warm-up + cosine.
     "lite-probe": {

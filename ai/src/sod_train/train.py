@@ -131,7 +131,7 @@ class Runtime:
     """How and where to run; none of it changes the result on the CPU."""
 
     device: str = "auto"
-    workers: int = 0
+    workers: int | None = None  # decode processes; None = every core for big sets
     checkpoint_dir: Path | None = None
     resume: bool = False
     quiet: bool = False
@@ -193,12 +193,18 @@ def seed_everything(seed: int, device: torch.device) -> None:
 
 
 def load_data(
-    root: Path, cfg: TrainConfig, workers: int, quiet: bool
+    root: Path, cfg: TrainConfig, workers: int | None, quiet: bool
 ) -> tuple[DecodedSet, DecodedSet, dict]:
-    """Scan, split and decode the data set; every bad file is reported at once."""
+    """Scan, split and decode the data set; every bad file is reported at once.
+
+    ``workers`` None decodes in one process per core when there are 1,000 pairs or
+    more (starting processes costs seconds, which small sets never win back).
+    """
     rgb = cfg.convert_rgb_masks
     scan = scan_pairs(root, allow_rgb=rgb)
     train_pairs, val_pairs = split_scan(scan, cfg.val_fraction, cfg.seed)
+    if workers is None:
+        workers = available_cores() if len(scan.pairs) >= 1000 else 0
     short = cfg.max_crop + TRAIN_MARGIN
     train_set, train_bad = decode_pairs(
         train_pairs, short, None, workers, "decode train", quiet, rgb

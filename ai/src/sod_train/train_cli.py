@@ -162,10 +162,9 @@ def train_options(fn: Callable) -> Callable:
         click.option("--device", type=DEVICES, default="auto", show_default=True),
         click.option(
             "--workers",
-            type=click.IntRange(min=0),
-            default=0,
-            show_default=True,
-            help="Processes used to decode the data set once at start.",
+            type=click.IntRange(0, 256),
+            help="Processes used to decode the data set once at start; 0 = in this process "
+            "[default: every core for 1,000+ pairs, else 0].",
         ),
         click.option(
             "--checkpoint-dir",
@@ -219,7 +218,7 @@ def run_train(
     min_val_iou: float,
     metrics_out: Path | None,
     device: str,
-    workers: int,
+    workers: int | None,
     checkpoint_dir: Path | None,
     resume: bool,
     amp: bool | None,
