@@ -206,3 +206,33 @@ def test_macs_of_an_exported_any_size_unet_match_pytorch_hooks():
         model(torch.zeros(1, 3, 64, 64))
     expected = sum(counted)  # before export, whose tracing runs the hooks again
     assert count_macs(to_onnx(model), 64, 64) == expected
+
+
+def test_macs_are_counted_through_the_lite_family_add_fusion(tmp_path):
+    """Shape inference cannot see through crop + Add; the counter still counts every conv."""
+    import torch
+
+    from sod_train.bench import count_macs
+    from sod_train.export import fold_batchnorm, to_onnx
+    from sod_train.model import UNetConfig, build_model
+
+    model = fold_batchnorm(build_model(UNetConfig((8, 12, 16), (1, 2), arch="lite")).eval())
+    proto = to_onnx(model)  # before the hooks: export runs the model too
+    expected = 0
+
+    def hook(m, inputs, out):
+        nonlocal expected
+        if isinstance(m, torch.nn.ConvTranspose2d):
+            k = m.kernel_size[0] * m.kernel_size[1]
+            expected += inputs[0].numel() * m.out_channels * k
+        else:
+            expected += out.numel() * m.in_channels // m.groups * m.kernel_size[0] ** 2
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d) and not any(
+            m is s for s in model.sides
+        ):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 64, 48))
+    assert count_macs(proto, 64, 48) == expected

@@ -62,7 +62,7 @@ def test_card_carries_the_numbers():
     assert f"**Weights licence:** {LICENCE}." in text
     # recipe and fold IoU both ways
     assert "| `batch_size` | 32 |" in text and "| `loss` | bce+dice |" in text
-    assert "| this model, best epoch 3 (crop 256) | 0.6500 | 0.6700 |" in text
+    assert "| this model, best epoch 3 (validated at 256) | 0.6500 | 0.6700 |" in text
     # history: first and best/last epoch rows
     assert "| 1 | 0.5000 | 0.4500 | 0.5500 | 0.5700 | 1.00e-03 | 1002.5 |" in text
     assert "| 3 (best) |" in text
@@ -160,7 +160,7 @@ def test_bad_inputs_exit_2_naming_the_file(tmp_path):
         ["card", str(metrics_path), "--out", str(metrics_path), "--registry", str(registry_path)],
     )
     assert result.exit_code == 2
-    assert "refusing to overwrite an input file" in result.stderr
+    assert "refusing to overwrite the metrics JSON" in result.stderr
     assert json.loads(metrics_path.read_text()) == metrics
 
     other = _entry(metrics)
@@ -192,3 +192,24 @@ def test_recorded_fold_iou_rows_for_the_model_and_anchors(tmp_path):
     text = render_card(metrics, None, {"v1": anchor})
     assert "| this model, `sod-train fold-iou` (crop 256, n 528) | 0.7012 | 0.7003 |" in text
     assert "| anchor `v1`, `sod-train fold-iou` (crop 256, n 528) | 0.6565 | 0.6557 |" in text
+
+
+def test_build_and_cost_sections_come_from_the_metrics():
+    metrics = make_metrics()
+    metrics["training"]["wall_seconds"] = 3110.0
+    metrics["environment"].update({"threads": 2, "amp": True, "cpu_bf16_features": ["x_bf16"]})
+    metrics["build"] = {
+        "command": "python ai/scripts/train_saliency_student.py --preset release",
+        "machine": "two test cores",
+        "reproduced": "yes: a second run gave the same sha256",
+    }
+    metrics["cost"] = {
+        "note": "one bench run",
+        "models": {"ours": {"params": 97185, "gmac_256": 0.0746, "ms_1080p_2t": 207.9}},
+    }
+    text = render_card(metrics, _entry(metrics))
+    assert "## Reproducible build" in text and "--preset release" in text
+    assert "51.8 min" in text and "bf16 autocast on" in text and "x_bf16" in text
+    assert "yes: a second run gave the same sha256" in text
+    assert "| `ours` | 97,185 | 0.075 | — | 207.9 |" in text
+    assert "## Cost" not in render_card(make_metrics(), None)

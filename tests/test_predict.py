@@ -320,7 +320,18 @@ def test_default_model_comes_from_the_registry(tmp_path, tiny_model, monkeypatch
     tiny_dir = tmp_path / "model" / "tiny"
     tiny_dir.mkdir(parents=True)
     (tiny_dir / "m.onnx").write_bytes(tiny_model.read_bytes())
-    entry = {"id": "m", "onnx": "model/tiny/m.onnx"}
+    entry = {  # a schema-valid entry: the registry is validated before it is used
+        "id": "m",
+        "onnx": "model/tiny/m.onnx",
+        "sha256": "0" * 64,
+        "bytes": 1,
+        "opset": 17,
+        "params": 1,
+        "license": "test",
+        "metrics": "model/tiny/m.metrics.json",
+        "card": "docs/ai/models/m.md",
+        "smoke": False,
+    }
     (tiny_dir / "registry.json").write_text(
         json.dumps({"schema_version": 1, "default": "m", "models": [entry]})
     )

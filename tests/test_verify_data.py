@@ -25,9 +25,22 @@ def verify(*args: str):
 
 
 def digest_by_hand(root: Path) -> str:
-    """The issue's definition: SHA-256 over sorted 'relative path  file SHA-256' lines."""
+    """The definition (issue 15): SHA-256 over the sorted JSON lines [role, stem, file SHA-256].
+
+    The role is "image" or "mask" whatever the folders are called, so the digest does not
+    depend on the layout.
+    """
     lines = sorted(
-        f"{p.relative_to(root).as_posix()}  {hashlib.sha256(p.read_bytes()).hexdigest()}\n"
+        json.dumps(
+            [
+                "image"
+                if p.parent.name in ("images",) or p.parent.name.endswith("-Image")
+                else "mask",
+                p.stem,
+                hashlib.sha256(p.read_bytes()).hexdigest(),
+            ]
+        )
+        + "\n"
         for p in root.rglob("*")
         if p.is_file() and p.parent != root
     )

@@ -37,12 +37,10 @@ def load_allowlist(path: str | Path = DEFAULT_ALLOWLIST) -> frozenset[str]:
     Raises UserInputError when the file cannot be read, lists nothing, or lists an
     op in FORBIDDEN_OPS, so a hand-edited list cannot quietly admit Resize.
     """
+    from .guards import read_text
+
     path = Path(path)
-    try:
-        content = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UserInputError(f"{path}: cannot read op allowlist ({reason})") from None
+    content = read_text(path, "the op allowlist")
     ops = set()
     for line in content.splitlines():
         op = line.split("#", 1)[0].strip()
@@ -111,3 +109,31 @@ def allowlist_violations(model: onnx.ModelProto, allowed: Iterable[str]) -> list
             f"node '{location}': {text(node.op_type)} in domain {_domain_name(node.domain)} {why}"
         )
     return problems
+
+
+def disallowed_ops(model: onnx.ModelProto, allowed: Iterable[str], shown: int = 5) -> list[str]:
+    """One line per disallowed op (op and domain), naming every one and where it is used.
+
+    Unlike a list of nodes cut after the first few, no op can hide behind a count: each
+    line is ``node 'up1': Resize in domain ai.onnx (default) is not on the allowlist`` or,
+    for an op used more than once, ``2 nodes 'up1', 'cond_if/then_branch/#2': Resize ...``,
+    with at most ``shown`` node locations per op.
+    """
+    allowed = frozenset(allowed) - FORBIDDEN_OPS
+    found: dict[tuple[str, str], list[str]] = {}
+    for location, node in iter_nodes(model.graph):
+        if node.domain not in DEFAULT_DOMAINS:
+            why = "is not in the default ONNX domain"
+        elif node.op_type not in allowed:
+            why = "is not on the allowlist"
+        else:
+            continue
+        key = (f"{text(node.op_type)} in domain {_domain_name(node.domain)}", why)
+        found.setdefault(key, []).append(location)
+    lines = []
+    for (op, why), where in found.items():
+        names = ", ".join(f"'{w}'" for w in where[:shown])
+        more = f" (+{len(where) - shown} more)" if len(where) > shown else ""
+        nodes = f"node {names}" if len(where) == 1 else f"{len(where)} nodes {names}{more}"
+        lines.append(f"{nodes}: {op} {why}")
+    return lines

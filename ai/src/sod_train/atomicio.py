@@ -25,11 +25,23 @@ def _umask() -> int:
 def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temp path next to ``dest``; on success rename it onto ``dest``.
 
-    On any exception the temp file is removed and ``dest`` is left as it was.
+    On any exception the temp file is removed and ``dest`` is left as it was. A folder
+    that cannot be made or written (a parent that is a file, no permission) is a
+    UserInputError naming ``dest``, not a traceback.
     """
+    from .errors import UserInputError
+
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
+    except OSError as exc:
+        reason = (
+            "a parent is a file, not a folder"
+            if isinstance(exc, (FileExistsError, NotADirectoryError))
+            else (exc.strerror or str(exc)).lower()
+        )
+        raise UserInputError(f"{dest}: cannot write ({reason})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would

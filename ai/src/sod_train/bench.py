@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-from google.protobuf.message import DecodeError
 
+from . import modelio
 from .errors import UserInputError
-from .predict import ORT_ERRORS, first_line, load_session
+from .guards import MAX_LIST, MAX_RUNS, MAX_THREADS, MAX_WARMUP
 
 NAMED_SIZES = {"4k": (2160, 3840)}
 FLOAT_TYPES = frozenset(
@@ -44,31 +44,42 @@ FLOAT_TYPES = frozenset(
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``256`` -> 256x256, ``720p`` -> 720x1280 (16:9, even width), ``HxW`` -> (H, W)."""
+    """``256`` -> 256x256, ``720p`` -> 720x1280 (16:9, even width), ``HxW`` -> (H, W).
+
+    Sizes outside the run-size range (:func:`sod_train.modelio.size_problem`: sides up
+    to 8192, at most 16.8 MP) are refused, so no size can ask for a huge allocation.
+    """
     key = text.strip().lower()
     try:
         if key in NAMED_SIZES:
-            return NAMED_SIZES[key]
-        if key.endswith("p"):
+            size = NAMED_SIZES[key]
+        elif key.endswith("p") and len(key) <= 12:
             height = int(key[:-1])
-            return height, 2 * math.ceil(height * 16 / 9 / 2)
-        if "x" in key:
+            size = height, 2 * math.ceil(height * 16 / 9 / 2)
+        elif "x" in key and len(key) <= 25:
             height, width = (int(part) for part in key.split("x"))
             size = (height, width)
-        else:
+        elif len(key) <= 12:
             size = (int(key), int(key))
+        else:
+            size = (0, 0)
     except ValueError:
         size = (0, 0)
     if min(size) < 1:
-        raise UserInputError(f"size '{text}': expected N, Np (e.g. 720p) or HxW")
+        raise UserInputError(f"size '{text[:40]}': expected N, Np (e.g. 720p) or HxW")
+    problem = modelio.size_problem(*size)
+    if problem:
+        raise UserInputError(f"size '{text}': {problem}")
     return size
 
 
-def parse_list(text: str, what: str) -> list[str]:
-    """Split a comma-separated option value (duplicates dropped), refusing an empty list."""
+def parse_list(text: str, what: str, max_items: int = MAX_LIST) -> list[str]:
+    """Split a comma-separated option value (duplicates dropped): 1 to ``max_items`` items."""
     items = list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
     if not items:
         raise UserInputError(f"{what}: empty list")
+    if len(items) > max_items:
+        raise UserInputError(f"{what}: {len(items)} items, at most {max_items}")
     return items
 
 
@@ -106,11 +117,37 @@ def _known_shapes(model: onnx.ModelProto) -> dict[str, list[int] | None]:
     return shapes
 
 
+def _run_shapes(
+    model: onnx.ModelProto, height: int, width: int, nodes: list[onnx.NodeProto]
+) -> dict[str, list[int]]:
+    """Shapes of ``nodes``' data inputs and outputs, from one onnxruntime run on zeros."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    names = {name for n in nodes for name in (n.input[0], n.output[0])}
+    known = {o.name for o in probe.graph.output} | {i.name for i in probe.graph.input}
+    for name in sorted(names - known):
+        probe.graph.output.append(onnx.ValueInfoProto(name=name))
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    inp = session.get_inputs()[0].name
+    x = np.zeros((1, 3, height, width), dtype=np.float32)
+    outputs = session.run(None, {inp: x})
+    got = {o.name: list(v.shape) for o, v in zip(session.get_outputs(), outputs, strict=True)}
+    got[inp] = [1, 3, height, width]
+    return {name: got[name] for name in names if name in got}
+
+
 def count_macs(model: onnx.ModelProto, height: int, width: int) -> int | None:
     """Multiply-accumulates of one 1x3xHxW frame (formulas in the module doc).
 
     None when shape inference cannot tell a shape a counted op needs.
     """
+    try:
+        return _count_macs(model, height, width)
+    except Exception:  # a malformed graph (a Conv without weights, ...) has no MAC count
+        return None
+
+
+def _count_macs(model: onnx.ModelProto, height: int, width: int) -> int | None:
     try:
         inferred = onnx.shape_inference.infer_shapes(
             with_fixed_input(model, height, width), data_prop=True
@@ -118,11 +155,16 @@ def count_macs(model: onnx.ModelProto, height: int, width: int) -> int | None:
     except (onnx.shape_inference.InferenceError, ValueError, IndexError):
         return None
     shapes = _known_shapes(inferred)
+    counted = [
+        n for n in inferred.graph.node if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm")
+    ]
+    if any(shapes.get(name) is None for n in counted for name in (n.input[0], n.output[0])):
+        # Inference cannot see through a crop that feeds an Add (the lite family's skip
+        # fusion): read the real shapes off one run at this size instead.
+        shapes.update(_run_shapes(model, height, width, counted))
     total = 0
-    for node in inferred.graph.node:
+    for node in counted:
         op = node.op_type
-        if op not in ("Conv", "ConvTranspose", "MatMul", "Gemm"):
-            continue
         a, b, y = (shapes.get(name) for name in (node.input[0], node.input[1], node.output[0]))
         # Each formula needs only some shapes (a Conv after a dynamic crop may have an
         # input whose channel count inference cannot tell, but its weight and output
@@ -177,28 +219,44 @@ def _ratio(value: float | None, base: float | None) -> float | None:
 
 
 def _time_models(
-    sessions: list[ort.InferenceSession], frame: np.ndarray, runs: int, warmup: int
+    sessions: list[ort.InferenceSession],
+    frame: np.ndarray,
+    runs: int,
+    warmup: int,
+    stopped: dict[int, str] | None = None,
 ) -> tuple[list[list[float]], list[str | None]]:
     """Warm up, then time ``runs`` rounds of one run per model, models in turn.
 
     Returns per model its times in ms and its error (None if every run worked); a
-    model that fails once is dropped from the following rounds.
+    model that fails once is dropped from the following rounds. A run still going
+    after MAX_RUN_SECONDS is stopped, and the model is added to ``stopped`` (index ->
+    reason) so that later sizes and thread counts skip it instead of waiting again.
     """
-    feeds = [{session.get_inputs()[0].name: frame} for session in sessions]
+    from . import guards
+
+    stopped = {} if stopped is None else stopped
+    feeds = [{modelio.session_io(session)[0]: frame} for session in sessions]
     samples: list[list[float]] = [[] for _ in sessions]
-    errors: list[str | None] = [None] * len(sessions)
+    errors: list[str | None] = [stopped.get(i) for i in range(len(sessions))]
     for round_no in range(warmup + runs):
         for i, (session, feed) in enumerate(zip(sessions, feeds, strict=True)):
             if errors[i] is not None:
                 continue
-            start = time.perf_counter()
-            try:
-                session.run(None, feed)
-            except ORT_ERRORS as exc:
-                errors[i] = first_line(exc)
-                continue
+            options = modelio.run_options()
+            with modelio.deadline(options) as late:  # the timer starts outside the timing
+                start = time.perf_counter()
+                try:
+                    session.run(None, feed, options)
+                except Exception as exc:  # onnxruntime errors, MemoryError: the model fails
+                    errors[i] = modelio.first_line(exc)
+                    if late.is_set():
+                        errors[i] = stopped[i] = (
+                            f"still running after {guards.MAX_RUN_SECONDS:g} s; stopped"
+                        )
+                    continue
+                elapsed = time.perf_counter() - start
             if round_no >= warmup:
-                samples[i].append((time.perf_counter() - start) * 1000.0)
+                samples[i].append(elapsed * 1000.0)
     return samples, errors
 
 
@@ -240,18 +298,22 @@ def run_bench(
     and its error, and does not stop the others. ``tick`` is called once per
     (size, threads) round, for a progress bar.
     """
-    if runs < 1 or warmup < 0:
-        raise UserInputError("--runs must be >= 1 and --warmup >= 0")
+    if not (1 <= runs <= MAX_RUNS and 0 <= warmup <= MAX_WARMUP):
+        raise UserInputError(f"--runs must be 1 to {MAX_RUNS:,} and --warmup 0 to {MAX_WARMUP:,}")
+    if not 1 <= len(models) <= MAX_LIST:
+        raise UserInputError(f"{len(models)} models: bench compares 1 to {MAX_LIST}")
+    if not (threads and len(threads) <= MAX_LIST and all(1 <= t <= MAX_THREADS for t in threads)):
+        raise UserInputError(f"--threads: 1 to {MAX_LIST} counts, each 1 to {MAX_THREADS}")
+    if not 1 <= len(sizes) <= MAX_LIST:
+        raise UserInputError(f"--sizes: {len(sizes)} sizes, give 1 to {MAX_LIST}")
     parsed = {name: parse_size(name) for name in sizes}
     labels = _labels(models)
-    protos = []
-    for path in models:
-        if not path.is_file():
-            raise UserInputError(f"{path}: model file not found")
-        try:
-            protos.append(onnx.load(str(path)))
-        except (DecodeError, OSError, ValueError) as exc:
-            raise UserInputError(f"{path}: cannot read ONNX model ({first_line(exc)})") from None
+    protos, blobs = [], []
+    for path in models:  # every model read, validated and loaded once before any timing
+        data, proto = modelio.read_model(path)
+        modelio.session_for(path, data, proto, 1)
+        protos.append(proto)
+        blobs.append(data)
     report: dict[str, Any] = {
         "machine": machine_description(),
         "settings": {"runs": runs, "warmup": warmup, "sizes": sizes, "threads": threads},
@@ -278,12 +340,16 @@ def run_bench(
             }
         )
     rng = np.random.default_rng(0)
+    stopped: dict[int, str] = {}  # models stopped at their deadline: not run again
     for n_threads in threads:
-        sessions = [load_session(path, n_threads) for path in models]
+        sessions = [
+            modelio.session_for(path, data, proto, n_threads)
+            for path, data, proto in zip(models, blobs, protos, strict=True)
+        ]
         for name in sizes:
             height, width = parsed[name]
             frame = rng.standard_normal((1, 3, height, width), dtype=np.float32)
-            samples, errors = _time_models(sessions, frame, runs, warmup)
+            samples, errors = _time_models(sessions, frame, runs, warmup, stopped)
             rows = [
                 {
                     "model": label,

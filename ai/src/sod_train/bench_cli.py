@@ -8,17 +8,21 @@ from pathlib import Path
 
 import click
 
-from .bench import format_table, parse_list, run_bench
+from .bench import format_table, parse_list, parse_size, run_bench
 from .errors import UserInputError
+from .guards import MAX_LIST, MAX_PIXELS, MAX_RUNS, MAX_SIDE, MAX_THREADS, MAX_WARMUP
 
 
 def _thread_counts(text: str) -> list[int]:
+    items = parse_list(text, "--threads")
     try:
-        counts = [int(item) for item in parse_list(text, "--threads")]
+        counts = [int(item) for item in items if len(item) <= 6]
     except ValueError:
-        counts = [0]
-    if min(counts) < 1:
-        raise UserInputError(f"--threads '{text}': expected positive integers, e.g. 1,2")
+        counts = []
+    if len(counts) != len(items) or not all(1 <= n <= MAX_THREADS for n in counts):
+        raise UserInputError(
+            f"--threads '{text[:60]}': expected integers 1 to {MAX_THREADS}, e.g. 1,2"
+        )
     return counts
 
 
@@ -28,11 +32,29 @@ def _thread_counts(text: str) -> list[int]:
     "--sizes",
     default="256,720p,1080p",
     show_default=True,
-    help="Comma-separated: N (N x N), Np (N x 16:9 width, e.g. 720p = 720x1280) or HxW.",
+    help="Comma-separated: N (N x N), Np (N x 16:9 width, e.g. 720p = 720x1280), HxW or 4k; "
+    f"1 to {MAX_LIST} sizes, each side 1 to {MAX_SIDE}, at most {MAX_PIXELS:,} pixels.",
 )
-@click.option("--threads", default="1,2", show_default=True, help="Comma-separated thread counts.")
-@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option(
+    "--threads",
+    default="1,2",
+    show_default=True,
+    help=f"Comma-separated thread counts: 1 to {MAX_LIST} counts, each 1 to {MAX_THREADS}.",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(1, MAX_RUNS),
+    default=20,
+    show_default=True,
+    help="Timed runs per model, size and thread count.",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(0, MAX_WARMUP),
+    default=3,
+    show_default=True,
+    help="Untimed runs first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def bench(
@@ -44,14 +66,18 @@ def bench(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Time MODEL.onnx... with onnxruntime on CPU at each size and thread count.
+    """Time MODEL.onnx... (1 to 16 models) with onnxruntime on CPU at each size and thread count.
 
     Prints median and p90 latency, params, MACs per frame, file bytes and achieved
     GMAC/s, with ratios to the first model. A model that cannot run at a size is
     shown as 'fails'. The progress bar goes to stderr, so --json output stays clean.
     """
     size_list = parse_list(sizes, "--sizes")
+    for name in size_list:
+        parse_size(name)  # every size in range before any model is read
     thread_list = _thread_counts(threads)
+    if len(models) > MAX_LIST:
+        raise UserInputError(f"{len(models)} models: bench compares 1 to {MAX_LIST}")
     rounds = len(size_list) * len(thread_list)
     with click.progressbar(length=rounds, label="bench", hidden=quiet, file=sys.stderr) as bar:
         report = run_bench(

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import atomicio
 from .errors import UserInputError
+from .guards import check_output_file, refuse_aliases
 from .metrics_schema import (
     QUALITY_METRICS,
     load_json,
@@ -212,7 +213,8 @@ def _fold_iou(m: dict[str, Any], anchors: Mapping[str, dict[str, Any]]) -> list[
         fold += f" ({share:.1%} of {data['pairs']:,}, split seed {config['seed']})"
     rows = [
         [
-            f"this model, best epoch {training['best_epoch']} (crop {config['crop_size']})",
+            f"this model, best epoch {training['best_epoch']} "
+            f"(validated at {config.get('val_crop') or config['crop_size']})",
             _num(training["best_val_iou"]),
             _num(training["best_val_iou_batch"]),
         ]
@@ -326,6 +328,69 @@ def _latency(m: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cost(m: dict[str, Any]) -> list[str]:
+    """Params, GMAC per 256² frame and 1080p CPU latency, ours beside the anchors (``cost``)."""
+    cost = m.get("cost")
+    if not cost:
+        return []
+    rows = [
+        [
+            f"`{_esc(name)}`",
+            f"{row['params']:,}",
+            _num(row.get("gmac_256"), 3),
+            _num(row.get("ms_1080p_1t"), 1),
+            _num(row.get("ms_1080p_2t"), 1),
+        ]
+        for name, row in cost["models"].items()
+    ]
+    return [
+        "## Cost",
+        "",
+        _esc(cost["note"]),
+        "",
+        *_table(
+            ["model", "params (ONNX)", "GMAC / 256²", "1080p ms, 1 thread", "1080p ms, 2 threads"],
+            rows,
+        ),
+        "",
+    ]
+
+
+def _build(m: dict[str, Any]) -> list[str]:
+    """How to rebuild the file bit-exactly, and whether that was checked (``build``)."""
+    build = m.get("build")
+    if not build:
+        return []
+    env = m["environment"]
+    wall = m["training"].get("wall_seconds")
+    lines = [
+        "## Reproducible build",
+        "",
+        "Command (from a checkout of the commit below, DUTS-TR from the public copy):",
+        "",
+        "```sh",
+        build["command"],
+        "```",
+        "",
+        f"- **Commit:** `{env.get('git_commit') or 'unknown'}`.",
+        f"- **Machine:** {_esc(build['machine'])}; torch threads {env.get('threads')}, "
+        f"bf16 autocast {'on' if env.get('amp') else 'off'} "
+        f"(CPU bf16 features: {', '.join(env.get('cpu_bf16_features') or []) or 'none'}).",
+        "- **Versions:** "
+        + ", ".join(
+            f"{name} {env[name]}"
+            for name in ("python", "torch", "onnx", "onnxruntime", "onnxsim")
+            if name in env
+        )
+        + ".",
+    ]
+    if wall is not None:
+        lines.append(f"- **Wall time:** {wall / 60:.1f} min for the whole command.")
+    lines.append(f"- **ONNX sha256:** `{m['onnx']['sha256']}`.")
+    lines.append(f"- **Reproduced:** {_esc(build['reproduced'])}")
+    return [*lines, ""]
+
+
 def _golden(m: dict[str, Any]) -> list[str]:
     name = f"{Path(m['onnx']['file']).stem}.golden.json"
     return [
@@ -396,7 +461,9 @@ def render_card(
     lines += _fold_iou(metrics, anchors or {})
     lines += _history(metrics)
     lines += _evaluations(metrics, anchors or {})
+    lines += _cost(metrics)
     lines += _latency(metrics)
+    lines += _build(metrics)
     lines += _golden(metrics)
     lines += _limits(metrics)
     lines.append(
@@ -410,7 +477,7 @@ def _registry_entry(model_id: str, registry_path: Path) -> dict[str, Any] | None
     """The registry entry for ``model_id``, or None if the model (or default registry) is absent."""
     if registry_path == REGISTRY_PATH and not registry_path.exists():
         return None
-    registry = load_json(registry_path)
+    registry = load_json(registry_path, "the model registry")
     problems = validate_registry(registry)
     if problems:
         raise UserInputError(f"{registry_path}: invalid registry: {problems[0]}")
@@ -420,7 +487,7 @@ def _registry_entry(model_id: str, registry_path: Path) -> dict[str, Any] | None
 def _load_anchor(path: Path) -> tuple[str, dict[str, Any]]:
     """(label, document) of an anchor file: a JSON object with an ``evaluations`` section
     and optionally a ``fold_iou`` section (as ``sod-train fold-iou --record`` writes)."""
-    doc = load_json(path)
+    doc = load_json(path, "the anchor metrics")
     if not isinstance(doc, dict) or "evaluations" not in doc:
         raise UserInputError(f"{path}: no 'evaluations' section to compare against")
     problems = validate_evaluations(doc["evaluations"])
@@ -441,22 +508,30 @@ def write_card(
     Default destination: the registry entry's ``card`` path, else
     ``docs/ai/models/<id>.md`` under the repository root.
     """
-    metrics = load_json(metrics_path)
+    metrics = load_json(metrics_path, "the metrics JSON")
     problems = validate_metrics(metrics)
     if problems:
         raise UserInputError(f"{metrics_path}: not a valid metrics file: {problems[0]}")
+    anchor_paths = [Path(p) for p in anchor_paths]
+    if out is not None:  # checked before anything else is read
+        _check_out(Path(out), metrics_path, Path(registry_path), anchor_paths)
     entry = _registry_entry(metrics["model_id"], Path(registry_path))
     if entry is not None and entry["sha256"] != metrics["onnx"]["sha256"]:
         raise UserInputError(
             f"{registry_path}: entry '{entry['id']}' has sha256 {entry['sha256']} but "
             f"{metrics_path} describes {metrics['onnx']['sha256']}"
         )
-    anchor_paths = [Path(p) for p in anchor_paths]
     anchors = dict(_load_anchor(path) for path in anchor_paths)
     if out is None:
         out = REPO_ROOT / (entry["card"] if entry else CARD_DIR / f"{metrics['model_id']}.md")
-    inputs = {Path(p).resolve() for p in [metrics_path, registry_path, *anchor_paths]}
-    if Path(out).resolve() in inputs:
-        raise UserInputError(f"{out}: refusing to overwrite an input file with the card")
+        _check_out(Path(out), metrics_path, Path(registry_path), anchor_paths)
     atomicio.write_bytes(out, render_card(metrics, entry, anchors).encode("utf-8"))
     return Path(out)
+
+
+def _check_out(out: Path, metrics_path: Path, registry_path: Path, anchors: list[Path]) -> None:
+    """The card's path must be writable and must not be any file the card is made from."""
+    check_output_file(out, "the model card")
+    reads = [("the metrics JSON", Path(metrics_path)), ("the registry", registry_path)]
+    reads += [("the anchor metrics", path) for path in anchors]
+    refuse_aliases(reads, [("the card", out)])

@@ -7,8 +7,10 @@ BatchNormalization left unfolded; weights inside the file; a size cap; and the
 model must actually run in onnxruntime (CPU) at awkward sizes, give a finite map
 in [0,1] of the input's size, be deterministic, and match its golden vectors.
 
-Only a file that cannot be read or parsed as ONNX raises (UserInputError, exit 2);
-every other problem, including runtime errors, becomes a failed check line.
+Only a file that cannot be read or parsed as ONNX raises (UserInputError, exit 2; it is
+read by the one model loader, :mod:`sod_train.modelio`, so a FIFO or a device is refused
+at once); every other problem, including runtime errors, names that are not UTF-8 and
+outputs of the wrong type, becomes a failed check line.
 The runtime checks feed only this module's own sizes, never the declared ones,
 so a graph declaring a huge dimension cannot make the check allocate it.
 """
@@ -24,16 +26,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import onnx
 
+from . import modelio
 from .allowlist import (
     DEFAULT_ALLOWLIST,
-    allowlist_violations,
-    iter_graphs,
+    disallowed_ops,
     iter_nodes,
     load_allowlist,
     text,
 )
-from .errors import SodTrainError, UserInputError
-from .golden import default_golden_path, load_golden, ort_runner, run_golden_with
+from .errors import SodTrainError
+from .golden import RunStopped, default_golden_path, load_golden, ort_runner, run_golden_with
 
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = (
     (1, 1),
@@ -111,27 +113,7 @@ def _ort_error(exc: BaseException) -> str:
     return _first_line(RuntimeError(f"{op} node '{node}': {reason}"))
 
 
-def read_model(path: str | Path) -> tuple[bytes, onnx.ModelProto]:
-    """Read and parse an ONNX file (without external data); UserInputError if impossible."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise UserInputError(f"{path}: is a folder, not an ONNX file")
-        if size > PROTOBUF_LIMIT:
-            raise UserInputError(f"{path}: {size} bytes, beyond protobuf's 2 GiB limit")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not data:
-        raise UserInputError(f"{path}: empty file, not an ONNX model")
-    try:
-        model = onnx.load_model_from_string(data)
-    except Exception as exc:
-        raise UserInputError(f"{path}: not an ONNX model ({_first_line(exc)})") from None
-    if not model.HasField("graph"):
-        raise UserInputError(f"{path}: not an ONNX model (no graph)")
-    return data, model
+read_model = modelio.read_model  # the one loader: regular files only, bounded, parsed
 
 
 def _dim(d: onnx.TensorShapeProto.Dimension) -> str:
@@ -210,17 +192,7 @@ def _check_opset(report: CheckReport, model: onnx.ModelProto) -> None:
     report.add("opset", ok, detail)
 
 
-def _external_tensors(model: onnx.ModelProto) -> list[str]:
-    names = []
-    for graph in iter_graphs(model.graph):
-        tensors = list(graph.initializer) + [s.values for s in graph.sparse_initializer]
-        for node in graph.node:
-            for attr in node.attribute:
-                tensors.extend([attr.t] if attr.HasField("t") else list(attr.tensors))
-        names += [
-            text(t.name) or "?" for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL
-        ]
-    return names
+_external_tensors = modelio.external_tensors
 
 
 def _check_static(
@@ -233,11 +205,10 @@ def _check_static(
     )
     _check_opset(report, model)
     _check_io(report, model)
-    violations = allowlist_violations(model, allowed)
+    disallowed = disallowed_ops(model, allowed)
     ops = sorted({text(n.op_type) for _, n in iter_nodes(model.graph)})
-    if violations:
-        more = f" (+{len(violations) - 3} more)" if len(violations) > 3 else ""
-        report.add("allowlist", False, "; ".join(violations[:3]) + more)
+    if disallowed:  # every disallowed op is named, however many nodes use it
+        report.add("allowlist", False, "; ".join(disallowed))
     else:
         report.add("allowlist", True, f"all ops allowed: {', '.join(ops) or 'none'}")
     bn = [loc for loc, n in iter_nodes(model.graph) if n.op_type == "BatchNormalization"]
@@ -263,8 +234,12 @@ def _run_once(run: Any, h: int, w: int) -> tuple[np.ndarray | None, str]:
     x = np.random.default_rng(h * 100_003 + w).standard_normal((1, 3, h, w), dtype=np.float32)
     try:
         out = np.asarray(run(x))
+    except RunStopped as exc:
+        return None, f"{exc} (the model never finishes)"
     except Exception as exc:
         return None, f"onnxruntime error: {_ort_error(exc)}"
+    if out.dtype.kind != "f":
+        return None, f"output is {out.dtype} data, expected float32"
     if out.shape != (1, 1, h, w):
         return None, f"output shape {list(out.shape)}, expected [1, 1, {h}, {w}]"
     if not np.isfinite(out).all():
@@ -283,7 +258,7 @@ def _check_runtime(
     golden_path: Path,
     model_sha256: str,
 ) -> None:
-    session = None
+    session = run = None
     if skip_reason is None:
         try:
             import onnxruntime as ort
@@ -293,26 +268,37 @@ def _check_runtime(
             options.intra_op_num_threads = 1
             options.log_severity_level = 4
             session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            run = ort_runner(session)
             report.add("ort_load", True, f"onnxruntime {ort.__version__} (CPU) loads the model")
         except Exception as exc:
+            session = None
             skip_reason = f"onnxruntime cannot load the model: {_ort_error(exc)}"
             report.add("ort_load", False, skip_reason)
     else:
         report.add("ort_load", False, f"not run: {skip_reason}")
-    if session is None:
+    if session is None or run is None:
         for h, w in sizes:
             report.add(f"run {h}x{w}", False, f"not run: {skip_reason}")
         report.add("deterministic", False, f"not run: {skip_reason}")
         report.add("golden", False, f"not run: {skip_reason}")
         return
 
-    run = ort_runner(session)
     passed = []
+    stopped = None  # a run stopped at its deadline: the rest would only wait as long again
     for h, w in sizes:
+        if stopped is not None:
+            report.add(f"run {h}x{w}", False, f"not run: {stopped}")
+            continue
         out, detail = _run_once(run, h, w)
         report.add(f"run {h}x{w}", out is not None, detail)
         if out is not None:
             passed.append((h, w))
+        elif "never finishes" in detail:
+            stopped = f"the run at {h}x{w} was stopped ({detail})"
+    if stopped is not None:
+        report.add("deterministic", False, f"not run: {stopped}")
+        report.add("golden", False, f"not run: {stopped}")
+        return
     _check_determinism(report, run, passed)
     _check_golden(report, run, golden_path, model_sha256)
 
@@ -343,7 +329,10 @@ def _check_golden(report: CheckReport, run: Any, golden_path: Path, model_sha256
     problems = []
     if doc.get("model", {}).get("sha256") not in (None, model_sha256):
         problems.append("written for a different model file (sha256 differs)")
-    problems += run_golden_with(run, doc)
+    try:
+        problems += run_golden_with(run, doc)
+    except Exception as exc:  # the file passed load_golden; a failure here is the model's
+        problems.append(f"cannot run the golden cases: {_first_line(exc)}")
     if problems:
         more = f" (+{len(problems) - 2} more)" if len(problems) > 2 else ""
         report.add("golden", False, f"{golden_path.name}: " + "; ".join(problems[:2]) + more)
@@ -380,6 +369,10 @@ def check_model(
     except Exception as exc:  # a proto too corrupt even to describe
         report.add("contract", False, f"model too malformed to inspect: {_first_line(exc)}")
         skip = skip or "model too malformed to inspect"
+    bad_names = modelio.non_utf8_names(model)
+    if bad_names:
+        more = f" (+{len(bad_names) - 3} more)" if len(bad_names) > 3 else ""
+        skip = skip or f"names that are not valid UTF-8: {', '.join(bad_names[:3])}{more}"
     del model
     if any(c.name == "no_external_data" and not c.passed for c in report.checks):
         skip = skip or "model stores weights outside the file"

@@ -26,10 +26,10 @@ from .errors import GateError
 )
 @click.option(
     "--max-mb",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(0, 2048, min_open=True),
     default=50.0,
     show_default=True,
-    help="File size cap in MiB.",
+    help="File size cap in MiB (2048 is protobuf's limit).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
 def check(model: Path, allowlist_path: Path | None, max_mb: float, as_json: bool) -> None:

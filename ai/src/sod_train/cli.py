@@ -2,12 +2,14 @@
 
 Sub-commands live next to the code they drive and are imported lazily, so that
 ``sod-train check`` or ``predict`` never pays for importing torch. Every library
-error (:mod:`sod_train.errors`) becomes one line on stderr and its exit code.
+error (:mod:`sod_train.errors`) becomes one line on stderr and its exit code, and
+every float option of every command refuses NaN and infinity (:func:`finite_floats`).
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 from typing import Any, NoReturn
@@ -44,6 +46,33 @@ def fail(exc: SodTrainError) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses NaN (it compares false with every bound) and infinity."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def finite_floats(command: click.Command) -> click.Command:
+    """Give every float option of ``command`` a :class:`FiniteFloatRange` with its bounds.
+
+    One place for every command, so no ``--max-mb nan`` or ``--lr nan`` reaches code that
+    turns it into an integer or a schedule.
+    """
+    for param in command.params:
+        kind = param.type
+        if isinstance(kind, FiniteFloatRange):
+            continue
+        if isinstance(kind, click.FloatRange):
+            param.type = FiniteFloatRange(kind.min, kind.max, kind.min_open, kind.max_open)
+        elif isinstance(kind, click.types.FloatParamType):
+            param.type = FiniteFloatRange()
+    return command
+
+
 class LazyGroup(click.Group):
     """A click group whose sub-commands are imported only when used."""
 
@@ -56,7 +85,7 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = target.split(":")
         module = importlib.import_module(f"{__package__}.{module_name}")
-        return getattr(module, attr)
+        return finite_floats(getattr(module, attr))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -71,7 +100,7 @@ class LazyGroup(click.Group):
 def run_standalone(command: click.Command, prog_name: str) -> None:
     """Run one command outside the group (thin scripts) with the same error handling."""
     try:
-        command.main(prog_name=prog_name, standalone_mode=True)
+        finite_floats(command).main(prog_name=prog_name, standalone_mode=True)
     except SodTrainError as exc:
         fail(exc)
 

@@ -31,11 +31,12 @@ from typing import Any
 import click
 
 from . import atomicio
-from .datasets import pin_for_layout
+from .datasets import pin_for_digest, pin_for_layout
 from .download import hash_file
 from .errors import GateError, UserInputError
 from .extract import Staging, remove_stale_staging, safe_extract
-from .pairs import PairScan, content_digest, scan_pairs
+from .guards import check_output_dir, read_json_object
+from .pairs import PairScan, content_digest, digest_aliases, scan_pairs
 
 FORMAT = "sod-train-data-cache"
 VERSION = 1
@@ -181,15 +182,16 @@ def write_cache(
 def read_manifest(cache_dir: str | Path) -> dict[str, Any]:
     """The cache's manifest, checked for shape; UserInputError if missing or malformed."""
     path = Path(cache_dir) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists():
         raise UserInputError(
             f"{path}: not found; is {cache_dir} a folder made by `sod-train build-cache`?"
-        ) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UserInputError(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        )
+    try:
+        manifest = read_json_object(path, "the data-cache manifest")
+    except UserInputError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise UserInputError(f"{path}: unreadable manifest: {reason}") from None
+    if manifest.get("format") != FORMAT:
         raise UserInputError(f"{path}: not a sod-train data-cache manifest")
     if manifest.get("version") != VERSION:
         raise UserInputError(
@@ -200,7 +202,11 @@ def read_manifest(cache_dir: str | Path) -> dict[str, Any]:
         names = [manifest["dataset"], manifest["image_dir"], manifest["mask_dir"]]
         int(manifest["pairs"]), str(manifest["content_digest"])
         shards = [(s["file"], s["sha256"], int(s["bytes"])) for s in manifest["shards"]]
-    except (KeyError, TypeError, ValueError):
+        if not isinstance(manifest["content_digest"], str):
+            raise TypeError("content_digest")
+        if not all(isinstance(sha, str) for _, sha, _ in shards):
+            raise TypeError("sha256")
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise UserInputError(f"{path}: malformed manifest (missing or bad fields)") from None
     if not all(
         isinstance(n, str) and SAFE_NAME.fullmatch(n) for n in names + [s[0] for s in shards]
@@ -235,18 +241,18 @@ def _reusable(root: Path, manifest: dict[str, Any]) -> bool:
     GateError if something else lives there.
     """
     try:
-        marker = json.loads((root / MARKER).read_text())
-    except (OSError, ValueError):
+        marker = read_json_object(root / MARKER, "the cache marker")
+    except UserInputError:
         raise GateError(
             f"{root}: exists but was not extracted by sod-train; remove it or pass another workdir"
         ) from None
-    if not isinstance(marker, dict) or marker.get("content_digest") != manifest["content_digest"]:
+    if marker.get("content_digest") != manifest["content_digest"]:
         return False
     try:
         scan, digest = _folder_digest(root)
     except UserInputError:
         return False
-    return digest == manifest["content_digest"] and not scan.problems
+    return manifest["content_digest"] in digest_aliases(digest) and not scan.problems
 
 
 def _check_shards(cache_dir: Path, manifest: dict[str, Any], quiet: bool) -> list[Path]:
@@ -330,7 +336,7 @@ def _check_layout(tree: Path, manifest: dict[str, Any], cache_dir: Path) -> None
         wrong.append(f"{len(scan.paired):,} pairs, the manifest says {manifest['pairs']:,}")
     if wrong:
         raise GateError(f"{where}: the shards do not hold the manifest's data set ({wrong[0]})")
-    if digest != manifest["content_digest"]:
+    if manifest["content_digest"] not in digest_aliases(digest):  # older caches: legacy digest
         raise GateError(
             f"{where}: unpacked content digest {digest} differs from the manifest's "
             f"{manifest['content_digest']}: not the data set the cache was built from"
@@ -368,6 +374,7 @@ def build_cache(
     Copy the whole --out folder (manifest.json and every shard, in any order and any
     number of trips) to the training machine and train with --data-cache OUT.
     """
+    check_output_dir(out_dir, "the data cache")
     try:
         manifest = write_cache(duts_root, out_dir, int(shard_mb * (1 << 20)), quiet)
     except OSError as exc:  # unreadable source file, unwritable --out, full disk
@@ -385,7 +392,9 @@ def build_cache(
         f"{out_dir / MANIFEST}: {manifest['pairs']:,} pairs in {len(manifest['shards'])} "
         f"shard(s), {total / (1 << 20):.1f} MiB, content digest {manifest['content_digest']}"
     )
-    pin = pin_for_layout(manifest["image_dir"], manifest["mask_dir"])
+    pin = pin_for_layout(manifest["image_dir"], manifest["mask_dir"]) or pin_for_digest(
+        manifest["content_digest"]
+    )
     if pin and pin.content_digest == manifest["content_digest"]:
         click.echo(f"matches the pinned {pin.name} content digest")
     click.echo(

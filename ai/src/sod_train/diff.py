@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .datasets import canonical_digest
 from .metrics_schema import LOWER_IS_BETTER, QUALITY_METRICS, load_json, validate_metrics
 
 DEFAULT_MAX_DROP = 0.005
@@ -114,7 +115,9 @@ def _compare_evaluations(report: DiffReport, old: dict[str, Any], new: dict[str,
             report.missing_datasets.append(name)
             report.failures.append(f"data set '{name}' is evaluated in OLD but missing from NEW")
             continue
-        differing = [k for k in ("digest", "n", "size", "protocol") if old_eval[k] != new_eval[k]]
+        differing = [k for k in ("n", "size", "protocol") if old_eval[k] != new_eval[k]]
+        if canonical_digest(old_eval["digest"]) != canonical_digest(new_eval["digest"]):
+            differing.insert(0, "digest")
         if differing:
             report.notes.append(
                 f"{name}: {', '.join(differing)} differ between OLD and NEW; "
@@ -126,7 +129,8 @@ def _compare_evaluations(report: DiffReport, old: dict[str, Any], new: dict[str,
 
 def _compare_training(report: DiffReport, old: dict[str, Any], new: dict[str, Any]) -> None:
     """Rows for the best validation IoU, and the training gate verdicts."""
-    if (old["data"]["digest"], old["data"]["val"]) != (new["data"]["digest"], new["data"]["val"]):
+    old_data = (canonical_digest(old["data"]["digest"]), old["data"]["val"])
+    if old_data != (canonical_digest(new["data"]["digest"]), new["data"]["val"]):
         report.notes.append(
             "training data or validation fold differs between OLD and NEW; "
             "validation IoU is compared anyway"
@@ -173,7 +177,8 @@ def diff_metrics(
 
 def diff_files(old: Path, new: Path, max_drop: float = DEFAULT_MAX_DROP) -> DiffReport:
     """Load two metrics files (UserInputError if unreadable) and compare them."""
-    return diff_metrics(load_json(old), load_json(new), str(old), str(new), max_drop)
+    old_doc, new_doc = load_json(old, "a metrics JSON"), load_json(new, "a metrics JSON")
+    return diff_metrics(old_doc, new_doc, str(old), str(new), max_drop)
 
 
 def format_report(report: DiffReport) -> str:

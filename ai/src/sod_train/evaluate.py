@@ -18,9 +18,9 @@ so a result says exactly which files it was measured on.
 from __future__ import annotations
 
 import ctypes
-import json
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,11 @@ import click
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from . import atomicio, pairs
+from . import atomicio, modelio, pairs
 from .errors import UserInputError
-from .imageio import load_rgb, to_model_input
-from .predict import ORT_ERRORS, first_line, load_session
+from .guards import read_json_object, refuse_aliases
+from .imageio import load_rgb, open_image, to_model_input
+from .predict import load_session
 from .sod_metrics import METRIC_KEYS, SODMetrics
 
 PROTOCOL = (
@@ -105,11 +106,11 @@ def scan_dataset(data_dir: str | Path) -> pairs.PairScan:
 
 def load_mask(path: Path) -> np.ndarray:
     """A mask file as uint8 HxW (1-bit, palette and RGB masks converted to 8-bit grey)."""
-    try:
-        with Image.open(path) as img:
+    with open_image(path, "mask") as img:
+        try:
             return np.asarray(img if img.mode == "L" else img.convert("L"), dtype=np.uint8)
-    except MASK_ERRORS as exc:
-        raise UserInputError(f"{path}: cannot decode mask ({exc})") from None
+        except MASK_ERRORS as exc:
+            raise UserInputError(f"{path}: cannot decode mask ({exc})") from None
 
 
 def predict_uint8(session: Any, rgb: np.ndarray, size: int | None) -> np.ndarray:
@@ -120,13 +121,7 @@ def predict_uint8(session: Any, rgb: np.ndarray, size: int | None) -> np.ndarray
     """
     height, width = rgb.shape[:2]
     x = to_model_input(rgb, size)
-    try:
-        out = session.run(None, {session.get_inputs()[0].name: x})[0]
-    except ORT_ERRORS as exc:
-        raise UserInputError(
-            f"model failed at {x.shape[2]}x{x.shape[3]} ({first_line(exc)})"
-        ) from None
-    out = np.asarray(out, dtype=np.float32)
+    out = modelio.run(session, x)
     if out.shape != (1, 1, *x.shape[2:]):
         raise UserInputError(
             f"model output has shape {list(out.shape)}, expected {[1, 1, *x.shape[2:]]}"
@@ -148,6 +143,7 @@ def evaluate_model(
     threads: int | None = None,
     quiet: bool = False,
     name: str | None = None,
+    writes: Iterable[tuple[str, Path]] = (),
 ) -> dict[str, Any]:
     """Run the benchmark protocol of this module and return the result dict.
 
@@ -155,12 +151,18 @@ def evaluate_model(
     ``size`` (an int, or ``"native"``), ``protocol``, ``digest``, ``metrics`` (the nine
     of :data:`sod_train.sod_metrics.METRIC_KEYS`), ``seconds`` and ``img_per_s`` (the
     whole loop: decoding, model and metrics). Bad data, an unloadable model or a run
-    that fails raise UserInputError naming the file.
+    that fails raise UserInputError naming the file. ``writes`` are the ``(label, path)``
+    outputs the caller will write: refused before any work if one is the model, a data
+    file or another output.
     """
-    if not native and size < 1:
-        raise UserInputError(f"--size must be at least 1, got {size}")
+    problem = None if native else modelio.size_problem(size, size)
+    if problem:
+        raise UserInputError(f"--size {size}: {problem}")
     run_size = None if native else size
     scan = scan_dataset(data_dir)
+    data_files = [path for pair in scan.pairs for path in (pair.image, pair.mask)]
+    reads = [("the model", Path(onnx_path)), *(("the data file", p) for p in data_files)]
+    refuse_aliases(reads, writes)
     session = load_session(onnx_path, threads)
     metrics = SODMetrics()
     start = time.perf_counter()
@@ -181,7 +183,7 @@ def evaluate_model(
                 raise UserInputError(f"{onnx_path} on {pair.image}: {exc}") from None
             metrics.step(pred, mask)
     seconds = time.perf_counter() - start
-    files = [path for pair in scan.pairs for path in (pair.image, pair.mask)]
+    files = data_files
     return {
         "name": name or dataset_name(scan.image_dir, scan.root),
         "n": metrics.n,
@@ -202,20 +204,23 @@ def record_evaluation(metrics_path: str | Path, result: dict[str, Any]) -> None:
     the same name is replaced in place.
     """
     metrics_path = Path(metrics_path)
-    try:
-        doc = json.loads(metrics_path.read_text())
-    except FileNotFoundError:
-        raise UserInputError(f"{metrics_path}: metrics JSON not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"{metrics_path}: cannot read metrics JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise UserInputError(f"{metrics_path}: metrics JSON must be an object")
+    doc = read_record(metrics_path)
     evaluations = doc.get("evaluations") or {}
-    if not isinstance(evaluations, dict):
-        raise UserInputError(f"{metrics_path}: 'evaluations' must be an object")
     evaluations[result["name"]] = {key: result[key] for key in RECORDED_KEYS}
     doc["evaluations"] = evaluations
     atomicio.write_json(metrics_path, doc)
+
+
+def read_record(metrics_path: str | Path) -> dict[str, Any]:
+    """The metrics JSON ``--record`` updates, checked: a bounded JSON object whose
+    ``evaluations`` (if any) is an object. UserInputError naming the file if not.
+
+    Called before the evaluation starts too, so a bad file fails in a second.
+    """
+    doc = read_json_object(metrics_path, "the metrics JSON to record into")
+    if doc.get("evaluations") is not None and not isinstance(doc["evaluations"], dict):
+        raise UserInputError(f"{metrics_path}: 'evaluations' must be an object")
+    return doc
 
 
 def write_result(path: str | Path, result: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .errors import UserInputError
+from .guards import MAX_SQUARE, MAX_THREADS, check_output_file
 
 
 @click.command("evaluate")
@@ -21,7 +21,7 @@ from .errors import UserInputError
 )
 @click.option(
     "--size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_SQUARE),
     default=256,
     show_default=True,
     help="Run the model at SIZE x SIZE; the map is resized back to the mask.",
@@ -39,7 +39,11 @@ from .errors import UserInputError
     help="Store the result in this metrics JSON under evaluations.<data-set name>.",
 )
 @click.option("--name", help="Data-set name to report and record (default: from the folder).")
-@click.option("--threads", type=click.IntRange(min=1), help="onnxruntime intra-op threads.")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, MAX_THREADS),
+    help="onnxruntime intra-op threads [default: all cores].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def evaluate(
@@ -63,6 +67,7 @@ def evaluate(
     from .evaluate import (
         evaluate_model,
         format_table,
+        read_record,
         record_evaluation,
         tune_allocator,
         write_result,
@@ -70,10 +75,16 @@ def evaluate(
 
     if native and ctx.get_parameter_source("size") is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--size and --native exclude each other")
-    if record is not None and not record.is_file():
-        raise UserInputError(f"{record}: metrics JSON not found (--record updates an existing one)")
+    writes = []  # everything this run writes, checked before the evaluation starts
+    if json_out is not None and str(json_out) != "-":
+        check_output_file(json_out, "the --json result")
+        writes.append(("--json", json_out))
+    if record is not None:
+        read_record(record)  # exists, is a JSON object: --record updates an existing file
+        check_output_file(record, "the --record metrics JSON")
+        writes.append(("--record", record))
     tune_allocator()
-    result = evaluate_model(model, data_dir, size, native, threads, quiet, name)
+    result = evaluate_model(model, data_dir, size, native, threads, quiet, name, writes)
     if json_out is not None and str(json_out) == "-":
         click.echo(json.dumps(result, indent=2))
     else:

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import math
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from .allowlist import DEFAULT_ALLOWLIST, allowlist_violations, load_allowlist
 from .dataset import IMAGENET_MEAN, IMAGENET_STD
 from .errors import GateError, UserInputError
 from .golden import write_golden
+from .guards import check_release_outputs
 from .model import build_model, count_parameters
 from .train import TrainResult
 
@@ -172,7 +174,7 @@ def build_metrics(
             "parity_max_abs_diff": checks["parity_max_abs_diff"],
         },
         "model": {
-            "arch": "tiny_unet",
+            "arch": {"anchor": "tiny_unet", "lite": "lite_unet"}[result.config.arch],
             "config": result.config.model_config.to_dict(),
             "params": params,
         },
@@ -184,6 +186,11 @@ def build_metrics(
             "best_val_iou": result.best_val_iou,
             "best_val_iou_batch": result.best_val_iou_batch,
             "seconds_total": sum(h["seconds"] for h in result.history),
+            **(
+                {"wall_seconds": time.time() - result.extra["started"]}
+                if "started" in result.extra
+                else {}
+            ),
         },
         "gate": {
             "metric": "val_iou",
@@ -209,6 +216,7 @@ def export(
     the gate or a check fails.
     """
     output = Path(output)
+    check_release_outputs(output, metrics_out, reads=[("the op allowlist", allowlist_path)])
     check_gate(result, min_val_iou)
     model = build_model(result.config.model_config)
     try:

@@ -21,10 +21,9 @@ from typing import Any
 
 import click
 import requests
-from PIL import Image
 
 from .atomicio import write_json
-from .datasets import PINS, DatasetPin, get_pin, known_problems, pair_files, pin_for_layout
+from .datasets import PINS, DatasetPin, get_pin, known_problems, pair_files, pin_for_scan
 from .download import NetPolicy, download, folder_lock, hash_file
 from .errors import GateError, UserInputError
 from .extract import (
@@ -35,7 +34,9 @@ from .extract import (
     safe_extract,
     verify_layout,
 )
-from .pairs import Pair, content_digest, mask_problem, scan_pairs
+from .guards import check_output_dir, read_json_object, require_regular_file
+from .imageio import open_image
+from .pairs import Pair, content_digest, digest_aliases, mask_problem, scan_pairs
 
 MARKER = ".sod-train-fetch.json"
 
@@ -133,7 +134,10 @@ def fetch_dataset(
 
 def _check_archive(path: Path, sha256: str, size: int | None, quiet: bool, theirs: bool) -> None:
     """Hash a local archive; on mismatch fail without touching it (it may be the user's)."""
-    got, got_size = hash_file(path, quiet=quiet, label=f"checking {path.name}")
+    try:
+        got, got_size = hash_file(path, quiet=quiet, label=f"checking {path.name}")
+    except OSError as exc:  # e.g. EIO: the archive itself, not --dest, is what failed
+        raise UserInputError(f"{path}: cannot read the archive ({exc.strerror or exc})") from None
     hint = "" if theirs else " (remove it to download again)"
     if size is not None and got_size != size:
         raise GateError(f"{path}: size mismatch: expected {size:,} bytes, got {got_size:,}{hint}")
@@ -187,9 +191,11 @@ def _already_verified(root: Path, sha256: str) -> dict[str, Any] | None:
         return None
     advice = f"check it with `sod-train verify-data {root}`, or remove it or pick another --dest"
     try:
-        marker = json.loads((root / MARKER).read_text())
+        marker = read_json_object(root / MARKER, "the fetch marker")
         recorded = (marker["archive_sha256"], marker["content_digest"], int(marker["pairs"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        if not all(isinstance(v, str) for v in recorded[:2]):
+            raise TypeError("marker digests must be strings")
+    except (UserInputError, ValueError, KeyError, TypeError):
         raise GateError(
             f"{root}: already exists but was not fetched by sod-train; {advice}"
         ) from None
@@ -202,12 +208,25 @@ def _already_verified(root: Path, sha256: str) -> dict[str, Any] | None:
     except UserInputError as exc:
         raise GateError(f"{exc}; {advice}") from None
     digest = content_digest(root, pair_files(scan))
-    if scan.problems or digest != recorded[1] or len(scan.pairs) != recorded[2]:
+    same = recorded[1] in digest_aliases(digest)  # markers of earlier versions: legacy digest
+    if scan.problems or not same or len(scan.pairs) != recorded[2]:
         raise GateError(
             f"{root}: changed since it was verified (content digest {digest}, "
             f"recorded {recorded[1]}); {advice}"
         )
     return marker
+
+
+def _url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Only http(s) addresses with a host: anything else fails here, before any work."""
+    if value is None:
+        return value
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(f"'{value}': expected an http:// or https:// address")
+    return value
 
 
 def _hex(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -225,7 +244,11 @@ def _hex(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
     show_default=True,
     help="Folder to put the archive and the data set in.",
 )
-@click.option("--url", help="Download from this mirror instead; the bytes must still match.")
+@click.option(
+    "--url",
+    callback=_url,
+    help="Download from this http(s) mirror instead; the bytes must still match.",
+)
 @click.option(
     "--archive",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -233,7 +256,9 @@ def _hex(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
 )
 @click.option("--sha256", callback=_hex, help="Expected archive SHA-256 instead of the pin.")
 @click.option(
-    "--size", type=click.IntRange(min=0), help="Expected archive size in bytes (with --sha256)."
+    "--size",
+    type=click.IntRange(0, 2**40),
+    help="Expected archive size in bytes (with --sha256).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars or notes.")
 def fetch(
@@ -255,6 +280,9 @@ def fetch(
     if size is not None and sha256 is None:
         raise click.UsageError("--size needs --sha256 (a size alone proves nothing)")
     pin = get_pin(dataset)
+    check_output_dir(dest, "the data set")
+    if archive is not None:
+        require_regular_file(archive, "the archive")
     try:
         result = fetch_dataset(
             pin, dest, url=url, archive=archive, sha256=sha256, size=size, quiet=quiet
@@ -274,12 +302,14 @@ def _decode_problem(pair: Pair) -> str | None:
     sizes = []
     for path in (pair.image, pair.mask):
         try:
-            with Image.open(path) as im:
+            with open_image(path, "mask" if path == pair.mask else "image") as im:
                 im.load()
                 sizes.append(im.size)
                 if path == pair.mask and (problem := mask_problem(im)):
                     return f"{path}: {problem}"
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        except UserInputError as exc:  # not a regular file, not an image, over the limit
+            return str(exc)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
             return f"{path}: cannot decode ({exc.__class__.__name__}: {exc})"
     if sizes[0] != sizes[1]:
         (iw, ih), (mw, mh) = sizes
@@ -290,12 +320,18 @@ def _decode_problem(pair: Pair) -> str | None:
 def verify_folder(root: Path, quiet: bool = False) -> dict[str, Any]:
     """Decode every pair under ``root`` and compute its content digest; return a report.
 
-    Raises UserInputError when ``root`` is not a data-set folder. The report's ``ok``
-    is False when a file is bad or the digest differs from the matching pin. Problems
-    the pin lists as present in every genuine copy are reported apart, as
-    ``known_problems``, and do not make the copy bad.
+    Raises UserInputError when ``root`` is not a data-set folder or holds no file at all.
+    The report's ``ok`` is False when a file is bad or the digest differs from the
+    matching pin (by official folder names, else by digest: a copy in ``images/`` +
+    ``masks/`` matches its pin too). Problems the pin lists as present in every genuine
+    copy are reported apart, as ``known_problems``, and do not make the copy bad.
     """
     scan = scan_pairs(root, check_headers=False)
+    if not scan.paired and not scan.problems:
+        raise UserInputError(
+            f"{root}: no image/mask pairs in {scan.image_dir.name}/ and "
+            f"{scan.mask_dir.name}/: nothing to verify"
+        )
     problems = list(scan.problems)
     workers = min(8, os.cpu_count() or 1)
     with (
@@ -310,9 +346,9 @@ def verify_folder(root: Path, quiet: bool = False) -> dict[str, Any]:
     ):
         problems += [p for p in results if p]
     digest = content_digest(root, pair_files(scan))
-    pin = pin_for_layout(scan.image_dir.name, scan.mask_dir.name)
+    pin = pin_for_scan(scan, digest)
     pinned = pin.content_digest if pin else None
-    known = known_problems(problems, root, pin.known_bad) if pin else []
+    known = known_problems(problems, root, pin.known_bad, pin, scan) if pin else []
     problems = [p for p in problems if p not in known]
     report: dict[str, Any] = {
         "root": str(root),

@@ -18,9 +18,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from . import atomicio
+from . import atomicio, modelio
 from .dataset import DecodedSet, decode_pairs, normalize
 from .errors import GateError, UserInputError
+from .guards import MAX_CROP, MAX_WORKERS, check_output_file, read_json_object, refuse_aliases
 from .losses import iou_at_half
 from .pairs import raise_if_problems, scan_pairs, split_scan
 from .predict import load_session
@@ -50,15 +51,14 @@ def load_fold(
 
 def fold_iou(session: ort.InferenceSession, val: DecodedSet, quiet: bool = True) -> dict:
     """IoU at 0.5 of the model in ``session`` on the decoded fold ``val``."""
-    name = session.get_inputs()[0].name
     ious = []
     with click.progressbar(range(len(val)), label="fold IoU", hidden=quiet) as bar:
         for i in bar:
             x = normalize(val.images[i][None]).numpy()
-            try:
-                prob = session.run(None, {name: x})[0]
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise GateError(f"model failed on the fold ({str(exc).splitlines()[0]})") from None
+            try:  # the one way to run a model: any failure, a deadline, a non-float output
+                prob = modelio.run(session, x)
+            except UserInputError as exc:
+                raise GateError(f"model failed on the fold ({exc})") from None
             iou = iou_at_half(torch.from_numpy(prob), val.masks[i][None].float())
             ious.append(float(iou[0]))
     batch_means = [float(np.mean(ious[s : s + BATCH])) for s in range(0, len(ious), BATCH)]
@@ -67,12 +67,7 @@ def fold_iou(session: ort.InferenceSession, val: DecodedSet, quiet: bool = True)
 
 def record_fold_iou(path: Path, result: dict) -> None:
     """Set ``fold_iou`` in the JSON object at ``path`` (created if absent), atomically."""
-    try:
-        doc = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"{path}: cannot read ({exc})") from None
-    if not isinstance(doc, dict):
-        raise UserInputError(f"{path}: not a JSON object")
+    doc = read_json_object(path, "the --record JSON") if path.exists() else {}
     doc["fold_iou"] = result
     atomicio.write_json(path, doc)
 
@@ -80,7 +75,7 @@ def record_fold_iou(path: Path, result: dict) -> None:
 @click.command("fold-iou")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--duts-root", required=True, type=click.Path(path_type=Path))
-@click.option("--crop-size", type=click.IntRange(min=8), default=256, show_default=True)
+@click.option("--crop-size", type=click.IntRange(8, MAX_CROP), default=256, show_default=True)
 @click.option("--seed", default=42, show_default=True)
 @click.option(
     "--val-fraction",
@@ -88,7 +83,13 @@ def record_fold_iou(path: Path, result: dict) -> None:
     default=0.05,
     show_default=True,
 )
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, MAX_WORKERS),
+    default=0,
+    show_default=True,
+    help="Processes used to decode the fold.",
+)
 @click.option(
     "--convert-rgb-masks", is_flag=True, help="Accept RGB masks (luminance), as the anchor did."
 )
@@ -116,6 +117,11 @@ def fold_iou_cmd(
     """Validation-fold IoU (anchor protocol) of one or more ONNX MODELS, side by side."""
     if record and len(models) != 1:
         raise click.UsageError("--record takes exactly one model")
+    if record:  # checked before any work: writable, a JSON object, not one of the models
+        check_output_file(record, "the --record JSON")
+        if record.exists():
+            read_json_object(record, "the --record JSON")
+        refuse_aliases([("the model", m) for m in models], [("--record", record)])
     sessions = [(m, load_session(m)) for m in models]  # a bad model fails before decoding
     val = load_fold(
         duts_root, crop_size, seed, val_fraction, workers, quiet, convert_rgb_masks, skip_bad

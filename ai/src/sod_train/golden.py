@@ -30,7 +30,8 @@ evaluator), imported when used, so the runtime matrix can run it in a bare venv.
 from __future__ import annotations
 
 import hashlib
-import json
+import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ import numpy as np
 
 from . import __version__, atomicio
 from .errors import UserInputError
+from .guards import MAX_SIDE, read_json, refuse_aliases
 
 FORMAT = "sod-train-golden"
 FORMAT_VERSION = 1
@@ -52,8 +54,18 @@ FULL_MAP_MAX_PIXELS = 4096
 SAMPLE_COUNT = 60
 FORMULA = "p = (x*(c+1)*7 + y*(c+2)*13 + c*31) mod 256; input = ((float32)p/255 - mean[c]) / std[c]"
 SAMPLE_FORMULA = "corners, then y = (131*k + 5) mod H, x = (197*k + 3) mod W for k = 0..59"
+# What a golden file may ask of a reader (ours hold 3 cases of at most 256x256): anything
+# beyond is refused before a single input tensor is built.
+MAX_CASES = 64
+MAX_CASE_PIXELS = 1024 * 1024
+MAX_SAMPLES = 10_000
+STAT_KEYS = ("mean", "min", "max", "sum")
 
 Runner = Callable[[np.ndarray], np.ndarray]
+
+
+class RunStopped(RuntimeError):
+    """A run was stopped at its deadline (guards.MAX_RUN_SECONDS): the model never finishes."""
 
 
 def golden_image(height: int, width: int) -> np.ndarray:
@@ -95,13 +107,44 @@ def ort_runner(model: Any, threads: int = 1) -> Runner:
     if isinstance(model, ort.InferenceSession):
         session = model
     else:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        try:  # the one model loader; it needs onnx, which a bare runtime venv may lack
+            from . import modelio
+        except ImportError:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.log_severity_level = 4
+            source = str(model) if isinstance(model, (str, Path)) else model
+            session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        else:
+            if isinstance(model, (str, Path)):
+                session = modelio.load_session(model, threads)
+            else:
+                session = modelio.create_session(model, threads)
+    try:
+        input_name = session.get_inputs()[0].name
+    except Exception as exc:  # a name that is not UTF-8, no input at all
+        raise UserInputError(
+            f"onnxruntime cannot name the model's input ({_first_line(exc)})"
+        ) from None
+
+    def run(x: np.ndarray) -> np.ndarray:
+        from . import guards
+
+        options = ort.RunOptions()
         options.log_severity_level = 4
-        source = str(model) if isinstance(model, (str, Path)) else model
-        session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {input_name: x})[0]
+        with guards.stop_after(
+            guards.MAX_RUN_SECONDS, lambda: setattr(options, "terminate", True)
+        ) as stopped:
+            try:
+                return session.run(None, {input_name: x}, options)[0]
+            except Exception:
+                if stopped.is_set():
+                    raise RunStopped(
+                        f"still running after {guards.MAX_RUN_SECONDS:g} s; stopped"
+                    ) from None
+                raise
+
+    return run
 
 
 def reference_runner(model: Any) -> Runner:
@@ -109,7 +152,9 @@ def reference_runner(model: Any) -> Runner:
     import onnx
     from onnx.reference import ReferenceEvaluator
 
-    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
+    from .modelio import read_model
+
+    proto = model if isinstance(model, onnx.ModelProto) else read_model(model)[1]
     evaluator = ReferenceEvaluator(proto)
     input_name = proto.graph.input[0].name
     return lambda x: np.asarray(evaluator.run(None, {input_name: x})[0])
@@ -179,8 +224,7 @@ def write_golden(
         suffix = ".golden.json"
         stem = dest.name[: -len(suffix)] if dest.name.endswith(suffix) else None
         model_file = f"{stem}.onnx" if stem else onnx_path.name
-    if dest.resolve() == onnx_path.resolve():
-        raise UserInputError(f"{dest}: refusing to overwrite the model with golden vectors")
+    refuse_aliases([("the model", onnx_path)], [("the golden vectors", dest)])
     try:
         import onnxruntime as ort
 
@@ -217,53 +261,85 @@ def write_golden(
 def load_golden(path: str | Path) -> dict[str, Any]:
     """Read and sanity-check a golden file; UserInputError naming the file if unusable."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"{path}: cannot read golden vectors ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"{path}: golden vectors are not valid JSON ({exc})") from None
+    doc = read_json(path, "the golden vectors")
     problem = _layout_problem(doc)
     if problem:
         raise UserInputError(f"{path}: not a golden-vector file ({problem})")
     return doc
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite JSON number (not a bool; an int too large for a float is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _layout_problem(doc: Any) -> str | None:
+    """Why ``doc`` is not a usable golden file (None if it is): every type and size checked."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         return f"'format' must be '{FORMAT}'"
     if doc.get("format_version") != FORMAT_VERSION:
-        return f"unsupported format_version {doc.get('format_version')!r}"
+        return f"unsupported format_version {str(doc.get('format_version'))[:40]!r}"
+    model = doc.get("model", {})
+    if not isinstance(model, dict) or not isinstance(model.get("sha256", ""), (str, type(None))):
+        return "'model' must be an object with a string sha256"
     tol = doc.get("tolerance", {}).get("abs") if isinstance(doc.get("tolerance"), dict) else None
-    if not isinstance(tol, (int, float)) or not tol >= 0:
-        return "tolerance.abs must be a non-negative number"
+    if not _is_number(tol) or not 0 <= tol <= 1:  # maps are in [0, 1]: more checks nothing
+        return "tolerance.abs must be a number in [0, 1]"
     cases = doc.get("cases")
     if not isinstance(cases, list) or not cases:
         return "no cases"
-    for case in cases:
-        if not _case_well_formed(case):
-            name = case.get("name", "?") if isinstance(case, dict) else repr(case)[:40]
-            return f"malformed case {name}"
+    if len(cases) > MAX_CASES:
+        return f"{len(cases)} cases, more than {MAX_CASES}"
+    for index, case in enumerate(cases):
+        problem = _case_problem(case)
+        if problem:
+            name = case.get("name") if isinstance(case, dict) else None
+            label = name if isinstance(name, str) else f"#{index}"
+            return f"malformed case {label[:40]}: {problem}"
     return None
 
 
-def _case_well_formed(case: Any) -> bool:
+def _case_problem(case: Any) -> str | None:
+    """Why one case cannot be checked (None if it can)."""
     if not isinstance(case, dict):
-        return False
+        return "not an object"
+    if not isinstance(case.get("name", ""), str):
+        return "name must be a string"
     h, w = case.get("height"), case.get("width")
-    if not (isinstance(h, int) and isinstance(w, int) and h >= 1 and w >= 1):
-        return False
-    stats, sample = case.get("stats"), case.get("sample")
-    if not (isinstance(stats, dict) and {"mean", "min", "max", "sum"} <= set(stats)):
-        return False
-    if not isinstance(sample, list) or not all(
-        isinstance(s, list) and len(s) == 3 and 0 <= s[0] < h and 0 <= s[1] < w for s in sample
-    ):
-        return False
+    if not (_is_int(h) and _is_int(w) and h >= 1 and w >= 1):
+        return "height and width must be integers >= 1"
+    if max(h, w) > MAX_SIDE or h * w > MAX_CASE_PIXELS:
+        return f"{h}x{w} is larger than a golden case may be (at most {MAX_CASE_PIXELS:,} pixels)"
+    sha = case.get("input_sha256")
+    if not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+        return "input_sha256 must be 64 lower-case hex digits"
+    stats = case.get("stats")
+    if not (isinstance(stats, dict) and all(_is_number(stats.get(k)) for k in STAT_KEYS)):
+        return "stats must hold the numbers mean, min, max and sum"
+    sample = case.get("sample")
+    if not isinstance(sample, list) or len(sample) > MAX_SAMPLES:
+        return f"sample must be a list of at most {MAX_SAMPLES:,} [y, x, value] entries"
+    for entry in sample:
+        if not (isinstance(entry, list) and len(entry) == 3):
+            return "sample entries must be [y, x, value]"
+        y, x, v = entry
+        if not (_is_int(y) and _is_int(x) and 0 <= y < h and 0 <= x < w and _is_number(v)):
+            return f"sample entry {str(entry)[:60]} is not [y < {h}, x < {w}, number]"
     output = case.get("output")
-    if output is not None and (not isinstance(output, list) or len(output) != h * w):
-        return False
-    return isinstance(case.get("input_sha256"), str)
+    if output is not None and not (
+        isinstance(output, list) and len(output) == h * w and all(map(_is_number, output))
+    ):
+        return f"output must be a list of {h * w:,} numbers (the {h}x{w} map)"
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -278,8 +354,12 @@ def _check_case(case: dict[str, Any], runner: Runner, tol: float) -> list[str]:
         return [f"case {name}: input formula no longer reproduces the recorded input sha256"]
     try:
         out = np.asarray(runner(x))
+    except RunStopped:
+        raise  # the model never finishes: no further case is worth waiting for
     except Exception as exc:
         return [f"case {name}: runtime error: {_first_line(exc)}"]
+    if out.dtype.kind != "f":
+        return [f"case {name}: output is {out.dtype} data, not float"]
     if out.shape != (1, 1, h, w):
         return [f"case {name}: output shape {list(out.shape)}, expected [1, 1, {h}, {w}]"]
     plane = out[0, 0].astype(np.float64)
@@ -323,7 +403,11 @@ def run_golden_with(runner: Runner, golden: dict[str, Any] | str | Path) -> list
     tol = float(doc["tolerance"]["abs"])
     problems: list[str] = []
     for case in doc["cases"]:
-        problems.extend(_check_case(case, runner, tol))
+        try:
+            problems.extend(_check_case(case, runner, tol))
+        except RunStopped as exc:
+            problems.append(f"case {case.get('name', '?')}: {exc}; later cases not run")
+            break
     return problems
 
 
@@ -346,10 +430,9 @@ def verify_golden(
     problems = []
     if check_sha256 and isinstance(model, (str, Path)):
         recorded = doc.get("model", {}).get("sha256")
-        try:
-            actual = _file_sha256(Path(model))
-        except OSError as exc:
-            raise UserInputError(f"{model}: cannot read model ({exc.strerror})") from None
+        from .modelio import read_model
+
+        actual = hashlib.sha256(read_model(model)[0]).hexdigest()
         if recorded and recorded != actual:
             problems.append(f"{golden_path}: written for a different model file (sha256 differs)")
     try:

@@ -10,17 +10,39 @@ viewers show it. Every mode becomes ``uint8`` RGB by one documented rule:
 * ``F`` (32-bit float): taken as 0..1 if its maximum is <= 1, else as 0..255.
 * modes with alpha (``LA``, ``PA``, ``RGBA``, a palette with transparency, ...): the
   colour is composited over black, so fully transparent pixels become black.
+
+Every picture is opened by :func:`open_image`: only a regular file (a FIFO or a device
+is refused, never waited on), and only up to :func:`max_image_pixels` declared pixels.
+A header declaring more (a decompression bomb) is refused like any other bad file, in
+one line naming it, before a pixel is decoded. That limit replaces Pillow's own, so
+Pillow's ``DecompressionBombWarning`` is silenced while the header is read rather than
+printed as a raw warning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserInputError
+from .guards import open_regular
+
+
+def max_image_pixels() -> int | None:
+    """The pixel limit in force: Pillow's ``Image.MAX_IMAGE_PIXELS`` (None: no limit).
+
+    That is Pillow's warning threshold, 89.5 MP by default (Pillow itself errors only at
+    twice it): :func:`open_image` refuses everything above it with a clean message.
+    """
+    return Image.MAX_IMAGE_PIXELS or None
+
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -67,31 +89,64 @@ def pil_to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img if mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
 
 
+def _too_many_pixels(path: Path, pixels: int, size: str = "") -> UserInputError:
+    limit = max_image_pixels()
+    return UserInputError(
+        f"{path}: refused, too many pixels: {size}{pixels:,}, the limit is "
+        f"{limit or 0:,} (a decompression bomb?)"
+    )
+
+
+@contextlib.contextmanager
+def open_image(path: str | os.PathLike[str], what: str = "image") -> Iterator[Image.Image]:
+    """Open ``path`` with Pillow (header only) after the checks in the module doc.
+
+    Yields the lazily-loaded image; every refusal (not a regular file, unreadable, not
+    an image, more than max_image_pixels()) is a UserInputError ``"path: problem"``.
+    Errors while the caller decodes pixels are the caller's to report.
+    """
+    path = Path(path)
+    fh = open_regular(path, what)
+    with fh:
+        try:
+            with warnings.catch_warnings():
+                # The refusal below says it better; Pillow's warning would be a raw line.
+                # (catch_warnings is process-wide: concurrent callers all set this one
+                # filter, so a race can only leave it set, which changes nothing.)
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(fh)
+        except UnidentifiedImageError:
+            raise UserInputError(
+                f"{path}: cannot decode {what} (not an image format Pillow reads)"
+            ) from None
+        except Image.DecompressionBombError as exc:
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            raise _too_many_pixels(path, int(found.group(1)) if found else 0) from None
+        except _DECODE_ERRORS as exc:
+            raise UserInputError(f"{path}: cannot decode {what} ({exc})") from None
+        with img:
+            width, height = img.size
+            limit = max_image_pixels()
+            if limit is not None and width * height > limit:
+                raise _too_many_pixels(path, width * height, f"{width}x{height} = ")
+            yield img
+
+
 def load_rgb(path: str | os.PathLike[str]) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode ``path`` to EXIF-oriented ``uint8`` HxWx3 RGB and its (width, height).
 
     The size is the oriented one, i.e. the size an output for this picture must have.
     Anything that cannot be decoded (unknown format, truncated data, a decompression
-    bomb, a missing file) raises UserInputError naming the file.
+    bomb, a missing file, a FIFO) raises UserInputError naming the file.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as img:
+    with open_image(path) as img:
+        try:
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
             rgb = pil_to_rgb(img)
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise UserInputError(f"{path}: is a folder, not an image") from None
-    except PermissionError:
-        raise UserInputError(f"{path}: permission denied") from None
-    except UnidentifiedImageError:
-        raise UserInputError(f"{path}: not an image Pillow can decode") from None
-    except Image.DecompressionBombError as exc:
-        raise UserInputError(f"{path}: refused, too many pixels ({exc})") from None
-    except _DECODE_ERRORS as exc:
-        raise UserInputError(f"{path}: cannot decode image ({exc})") from None
+        except _DECODE_ERRORS as exc:
+            raise UserInputError(f"{path}: cannot decode image ({exc})") from None
     height, width = rgb.shape[:2]
     return rgb, (width, height)
 

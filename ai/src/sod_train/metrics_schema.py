@@ -79,18 +79,15 @@ def _schema_problems(obj: Any, schema_path: Path, definition: str | None = None)
     return sorted(set(lines))
 
 
-def load_json(path: Path) -> Any:
-    """Parse a JSON file strictly (NaN/Infinity rejected); UserInputError if unreadable."""
+def load_json(path: Path, what: str = "the JSON file") -> Any:
+    """Parse a JSON file strictly and boundedly; UserInputError naming the file if not.
 
-    def reject(constant: str) -> None:
-        raise ValueError(f"{constant} is not valid JSON")
+    One reader for every JSON the tools take (:func:`sod_train.guards.read_json`):
+    regular files only, a size and nesting-depth limit, NaN/Infinity rejected.
+    """
+    from .guards import read_json
 
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=reject)
-    except OSError as exc:
-        raise UserInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise UserInputError(f"{path}: not valid JSON ({exc})") from None
+    return read_json(path, what)
 
 
 def validate_metrics(obj: Any) -> list[str]:
@@ -155,8 +152,6 @@ def conv_params(model: Any) -> int:
 
 def registry_entry_problems(entry: dict[str, Any], root: Path = REPO_ROOT) -> list[str]:
     """Compare one (schema-valid) registry entry with the ONNX, metrics and card files it names."""
-    import onnx
-
     where = f"models[{entry['id']}]"
     onnx_path = root / entry["onnx"]
     if not onnx_path.is_file():
@@ -168,9 +163,11 @@ def registry_entry_problems(entry: dict[str, Any], root: Path = REPO_ROOT) -> li
     size = onnx_path.stat().st_size
     if size != entry["bytes"]:
         problems.append(f"{where}.bytes: {entry['bytes']} but {entry['onnx']} has {size}")
+    from .modelio import read_model
+
     try:
-        model = onnx.load(str(onnx_path), load_external_data=False)
-    except Exception as exc:  # any decode failure is a problem to report, not a crash
+        _, model = read_model(onnx_path)
+    except UserInputError as exc:  # any read or decode failure is a problem, not a crash
         problems.append(f"{where}: {entry['onnx']} is not a loadable ONNX model ({exc})")
     else:
         opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
@@ -188,11 +185,11 @@ def registry_entry_problems(entry: dict[str, Any], root: Path = REPO_ROOT) -> li
 def _entry_metrics_problems(entry: dict[str, Any], root: Path, onnx_sha: str) -> list[str]:
     """Check that the entry's metrics file exists, validates and describes this ONNX file."""
     where = f"models[{entry['id']}]"
-    try:
-        metrics = json.loads((root / entry["metrics"]).read_text())
-    except FileNotFoundError:
+    if not (root / entry["metrics"]).exists():
         return [f"{where}: metrics file {entry['metrics']} not found"]
-    except (OSError, json.JSONDecodeError) as exc:
+    try:
+        metrics = load_json(root / entry["metrics"], "the metrics JSON")
+    except UserInputError as exc:
         return [f"{where}: metrics file {entry['metrics']} is unreadable ({exc})"]
     invalid = validate_metrics(metrics)
     if invalid:

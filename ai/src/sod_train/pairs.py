@@ -4,19 +4,31 @@ Layouts understood (first match wins):
   * ``ROOT/<NAME>-Image/`` + ``ROOT/<NAME>-Mask/`` (DUTS-TR, DUTS-TE, ...)
   * ``ROOT/images/`` + ``ROOT/masks/``
 Pairs are matched by file stem. Every problem is collected, so one run reports all
-bad files at once instead of the first one.
+bad files at once instead of the first one: a missing or orphan mask, two files of one
+role with the same stem (``a.jpg`` + ``a.png``: both are named, neither is guessed),
+an entry that is not a regular file (a FIFO, a folder named like an image, a broken
+link), an undecodable header, a picture above the pixel limit, a bad mask mode and a
+size mismatch.
+
+The content digest (:func:`content_digest`) identifies the files by role (image or
+mask), stem and bytes, not by folder names, so one copy gives the same digest in every
+supported layout.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .errors import UserInputError
+from .imageio import open_image
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MASK_EXTS = (".png", ".bmp")
@@ -61,12 +73,38 @@ def locate_layout(root: str | Path) -> tuple[Path, Path]:
     )
 
 
-def _files_by_stem(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
+def _files_by_stem(
+    folder: Path, exts: tuple[str, ...], role: str, problems: list[str]
+) -> tuple[dict[str, Path], set[str]]:
+    """(``role`` files of ``folder`` by stem, duplicated stems); problems appended per entry.
+
+    Hidden entries and other extensions are ignored. An entry with one of ``exts`` that is
+    not a regular file (symlinks followed) is a problem, and so is a second file with a
+    stem already seen (``a.jpg`` + ``a.png``): the stem keeps its first file (sorted by
+    name) so the fold does not move, and the pair is reported as bad.
+    """
     found: dict[str, Path] = {}
+    duplicated: set[str] = set()
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in exts and not path.name.startswith("."):
-            found.setdefault(path.stem, path)
-    return found
+        if path.name.startswith(".") or path.suffix.lower() not in exts:
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            problems.append(f"{path}: cannot read ({exc.strerror or exc}; a broken link?)")
+            continue
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a special file (FIFO, device, socket)"
+            problems.append(f"{path}: is {kind}, not a regular {role} file")
+            continue
+        first = found.setdefault(path.stem, path)
+        if first != path:
+            duplicated.add(path.stem)
+            problems.append(
+                f"{first} and {path}: two {role} files with stem '{path.stem}'; "
+                "rename or remove one"
+            )
+    return found, duplicated
 
 
 def mask_problem(mask: Image.Image, allow_rgb: bool = False) -> str | None:
@@ -92,8 +130,9 @@ def scan_pairs(root: str | Path, check_headers: bool = True, allow_rgb: bool = F
     """
     image_dir, mask_dir = locate_layout(root)
     scan = PairScan(Path(root), image_dir, mask_dir)
-    images = _files_by_stem(image_dir, IMAGE_EXTS)
-    masks = _files_by_stem(mask_dir, MASK_EXTS)
+    images, image_dups = _files_by_stem(image_dir, IMAGE_EXTS, "image", scan.problems)
+    masks, mask_dups = _files_by_stem(mask_dir, MASK_EXTS, "mask", scan.problems)
+    duplicated = image_dups | mask_dups
     for stem in sorted(set(images) - set(masks)):
         scan.problems.append(f"{images[stem]}: no mask (expected {mask_dir}/{stem}.png)")
     for stem in sorted(set(masks) - set(images)):
@@ -101,6 +140,8 @@ def scan_pairs(root: str | Path, check_headers: bool = True, allow_rgb: bool = F
     for stem in sorted(set(images) & set(masks)):
         pair = Pair(stem, images[stem], masks[stem])
         scan.paired.append(pair)
+        if stem in duplicated:
+            continue  # already reported: which file is meant is the user's call
         problem = check_pair_headers(pair, allow_rgb) if check_headers else None
         if problem:
             scan.problems.append(problem)
@@ -114,12 +155,12 @@ def check_pair_headers(pair: Pair, allow_rgb: bool = False) -> str | None:
     sizes = []
     for path in (pair.image, pair.mask):
         try:
-            with Image.open(path) as im:
+            with open_image(path, "mask" if path == pair.mask else "image") as im:
                 sizes.append(im.size)
                 if path == pair.mask and (problem := mask_problem(im, allow_rgb)):
                     return f"{path}: {problem}"
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            return f"{path}: cannot decode ({exc.__class__.__name__}: {exc})"
+        except UserInputError as exc:  # unreadable, undecodable, over the pixel limit
+            return str(exc)
     if sizes[0] != sizes[1]:
         (iw, ih), (mw, mh) = sizes
         return f"{pair.mask}: size {mw}x{mh} != image size {iw}x{ih}"
@@ -160,15 +201,58 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def content_digest(root: str | Path, files: list[Path]) -> str:
-    """SHA-256 over the sorted 'relative/path  sha256' lines of ``files`` under ``root``.
+def file_role(path: Path) -> str:
+    """``image`` or ``mask``, from the folder holding ``path`` (``*-Image``/``images``, ...)."""
+    folder = path.parent.name
+    if folder == "images" or folder.endswith("-Image"):
+        return "image"
+    if folder == "masks" or folder.endswith("-Mask"):
+        return "mask"
+    return folder  # not a supported layout: the folder name is all we know
 
-    Independent of where the folder lives and of file order, so two copies of the
-    same data set give the same digest.
+
+# content_digest -> the path-based digest (before layout independence) of the same files,
+# for every digest this process computed: records written by earlier versions (checkpoints,
+# data caches, fetch markers) still name their data that way. See :func:`digest_aliases`.
+_LEGACY: dict[str, str] = {}
+
+
+def content_digest(root: str | Path, files: list[Path]) -> str:
+    """SHA-256 of the data set ``files`` (under ``root``), independent of layout and place.
+
+    The digested text is one line per file, sorted: the JSON array
+    ``["image" or "mask", stem, file SHA-256]`` (ASCII, ``json.dumps`` defaults) and a
+    newline. Folder names never enter it, so the same files give the same digest in the
+    ``<NAME>-Image/`` + ``<NAME>-Mask/`` layout and in ``images/`` + ``masks/``, wherever
+    the folder lives and in whatever order the files come.
+    """
+    root = Path(root)
+    hashes = [(p, file_sha256(p)) for p in files]
+    lines = sorted(json.dumps([file_role(p), p.stem, sha]) + "\n" for p, sha in hashes)
+    digest = hashlib.sha256("".join(lines).encode()).hexdigest()
+    legacy = sorted(f"{p.relative_to(root).as_posix()}  {sha}\n" for p, sha in hashes)
+    _LEGACY[digest] = hashlib.sha256("".join(legacy).encode()).hexdigest()
+    return digest
+
+
+def legacy_content_digest(root: str | Path, files: list[Path]) -> str:
+    """The digest before layout independence: sorted 'relative/path  sha256' lines.
+
+    Kept to recognise records written by earlier versions (see :func:`digest_aliases`).
     """
     root = Path(root)
     lines = sorted(f"{p.relative_to(root).as_posix()}  {file_sha256(p)}\n" for p in files)
     return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def digest_aliases(digest: str) -> frozenset[str]:
+    """``digest`` and, when this process computed it, the same files' legacy digest.
+
+    Compare a recorded digest with ``recorded in digest_aliases(computed)``: a record
+    made before the digest became layout-independent then still matches its data.
+    """
+    legacy = _LEGACY.get(digest)
+    return frozenset({digest} if legacy is None else {digest, legacy})
 
 
 def split_scan(scan: PairScan, val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:

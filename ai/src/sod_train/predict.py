@@ -29,8 +29,9 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from PIL import Image
 
-from . import atomicio, registry
+from . import atomicio, modelio, registry
 from .errors import UserInputError
+from .guards import check_output_dir, refuse_aliases
 from .imageio import load_rgb, to_model_input
 
 FORMATS = ("mask", "cutout", "overlay")
@@ -64,19 +65,14 @@ class Job:
     dest: Path
 
 
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's message (onnxruntime's run long)."""
-    for line in str(exc).splitlines():
-        if line.strip():
-            return line.strip()
-    return type(exc).__name__
+first_line = modelio.first_line
 
 
 def default_model() -> Path:
     """The registry's default model, or UserInputError telling the user to pass --model."""
     try:
         path = registry.default_model_path(registry.REGISTRY_PATH)
-    except (UserInputError, KeyError) as exc:
+    except UserInputError as exc:
         raise UserInputError(f"no default model shipped yet ({exc}); pass --model M.onnx") from None
     if not path.is_file():
         raise UserInputError(f"{path}: default model listed in the registry is missing")
@@ -92,37 +88,17 @@ def default_model() -> Path:
 def load_session(model: str | os.PathLike[str], threads: int | None = None) -> ort.InferenceSession:
     """An onnxruntime CPU session for ``model`` with ``threads`` intra-op threads.
 
-    ``threads`` None keeps onnxruntime's default (all physical cores). Load failures and
-    models that do not take one [1,3,H,W] input raise UserInputError naming the file.
+    Goes through the one model loader (:func:`sod_train.modelio.load_session`): a file
+    that is not a regular file, not ONNX, or not one float [1,3,H,W] input and a float
+    output (fixed sizes within range) raises UserInputError naming the file.
+    ``threads`` None keeps onnxruntime's default (all physical cores).
     """
-    model = Path(model)
-    if not model.is_file():
-        raise UserInputError(f"{model}: model file not found")
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4  # failures are reported by us, once, not by ORT's logger
-    if threads is not None:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    try:
-        session = ort.InferenceSession(
-            str(model), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
-    except ORT_ERRORS as exc:
-        raise UserInputError(f"{model}: cannot load ONNX model ({first_line(exc)})") from None
-    inputs = session.get_inputs()
-    shape = inputs[0].shape if len(inputs) == 1 else []
-    if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
-        shapes = ", ".join(f"{i.name}{i.shape}" for i in inputs)
-        raise UserInputError(f"{model}: expected one input [1,3,H,W], got {shapes}")
-    return session
+    return modelio.load_session(model, threads)
 
 
 def fixed_input_size(session: ort.InferenceSession) -> tuple[int, int] | None:
     """(height, width) if the model's input has fixed spatial dims, else None."""
-    height, width = session.get_inputs()[0].shape[2:]
-    if isinstance(height, int) and isinstance(width, int):
-        return height, width
-    return None
+    return modelio.fixed_input_size(session)
 
 
 def output_name(rel: Path, fmt: str) -> Path:
@@ -149,15 +125,16 @@ def _walk_images(folder: Path, out: Path) -> list[Path]:
     return found
 
 
-def plan_jobs(inputs: list[Path], out: Path, fmt: str) -> list[Job]:
+def plan_jobs(inputs: list[Path], out: Path, fmt: str, model: Path | None = None) -> list[Job]:
     """Expand files/folders into jobs; refuse collisions and any output that is an input.
 
     Raises UserInputError (before anything is written) for a missing input, no images
     at all, two inputs mapping to the same output, or an output that would replace an
-    input file.
+    input file or ``model`` (compared by path and inode: symlinks and hard links count).
     """
     if out.exists() and not out.is_dir():
         raise UserInputError(f"{out}: --out exists and is not a folder")
+    check_output_dir(out, "the PNGs")
     out_resolved = out.resolve()
     sources: list[tuple[Path, Path]] = []
     for item in inputs:
@@ -182,11 +159,10 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str) -> list[Job]:
     if not jobs:
         wanted = " ".join(IMAGE_EXTS)
         raise UserInputError(f"no images ({wanted}) found in {' '.join(map(str, inputs))}")
-    for job in jobs:
-        if job.dest.resolve() in seen_src:
-            raise UserInputError(
-                f"{job.dest}: output would overwrite an input; choose another --out"
-            )
+    reads = [("an input picture", job.src) for job in jobs]
+    if model is not None:
+        reads.append(("the model", model))
+    refuse_aliases(reads, [("the output PNG", job.dest) for job in jobs])
     return jobs
 
 
@@ -201,16 +177,15 @@ def saliency_map(
     """
     height, width = rgb.shape[:2]
     x = to_model_input(rgb, size)
-    feed = {session.get_inputs()[0].name: x}
-    try:
-        result = session.run(None, feed)[0]
-    except ORT_ERRORS as exc:
-        run_h, run_w = x.shape[2:]
-        raise UserInputError(f"model failed at {run_h}x{run_w} ({first_line(exc)})") from None
-    result = np.asarray(result, dtype=np.float32)
-    if result.ndim < 2 or result.size != result.shape[-1] * result.shape[-2]:
+    result = modelio.run(session, x)
+    if result.ndim < 2 or result.size != result.shape[-1] * result.shape[-2] or not result.size:
         raise UserInputError(f"model output has shape {list(result.shape)}, expected [1,1,H,W]")
-    result = np.clip(np.nan_to_num(result.reshape(result.shape[-2:])), 0.0, 1.0)
+    bad = int(result.size - np.count_nonzero(np.isfinite(result)))
+    if bad:
+        raise UserInputError(
+            f"model output has {bad:,} of {result.size:,} values NaN or infinite; no PNG written"
+        )
+    result = np.clip(result.reshape(result.shape[-2:]), 0.0, 1.0)
     mask = Image.fromarray(np.rint(result * 255.0).astype(np.uint8))
     if mask.size != (width, height):
         mask = mask.resize((width, height), Image.Resampling.BILINEAR)
@@ -248,8 +223,8 @@ def predict_file(
         )
     try:
         mask = saliency_map(session, rgb, size)
-    except UserInputError as exc:
-        raise UserInputError(f"{job.src}: {exc}") from None
+    except UserInputError as exc:  # keeps the kind: ModelTimeout stops the whole run
+        raise type(exc)(f"{job.src}: {exc}") from None
     picture = render(rgb, mask, fmt)
     try:
         with atomicio.atomic_path(job.dest, suffix=".png") as tmp:

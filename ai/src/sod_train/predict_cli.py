@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from .errors import GateError, UserInputError
+from .guards import MAX_SQUARE, MAX_THREADS
+from .modelio import ModelTimeout
 from .predict import (
     DEFAULT_SIZE,
     FORMATS,
@@ -54,11 +56,19 @@ def _run_size(
 )
 @click.option(
     "--size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_SQUARE),
     help=f"Run the model at N x N and resize the map back (default {DEFAULT_SIZE}).",
 )
-@click.option("--native", is_flag=True, help="Run the model at each picture's own size.")
-@click.option("--threads", type=click.IntRange(min=1), help="onnxruntime threads (default: all).")
+@click.option(
+    "--native",
+    is_flag=True,
+    help="Run the model at each picture's own size (pictures up to 16 MP).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, MAX_THREADS),
+    help="onnxruntime threads (default: all cores).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def predict(
     inputs: tuple[Path, ...],
@@ -74,10 +84,11 @@ def predict(
 
     Each PNG has its picture's size (EXIF orientation applied) and is named after the
     picture's path plus the format, e.g. sub/cat.jpg -> OUT/sub/cat.jpg.mask.png. A
-    picture that cannot be read is reported and skipped; the exit code is then 1.
+    picture that cannot be read, or whose map is not finite (NaN), is reported and
+    skipped; the exit code is then 1.
     """
     model_path = model if model is not None else default_model()
-    jobs = plan_jobs(list(inputs), out, fmt)
+    jobs = plan_jobs(list(inputs), out, fmt, model_path)
     session = load_session(model_path, threads)
     run_size = _run_size(fixed_input_size(session), size, native)
     failures: list[str] = []
@@ -85,6 +96,8 @@ def predict(
         for job in bar:
             try:
                 predict_file(session, job, fmt, run_size)
+            except ModelTimeout as exc:  # it would be as slow on every other picture
+                raise UserInputError(f"{model_path}: {exc}; no more pictures were run") from None
             except UserInputError as exc:
                 failures.append(str(exc))
                 click.echo(f"skipped: {exc}", err=True)

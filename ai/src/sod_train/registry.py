@@ -11,7 +11,6 @@ Paths inside are relative to the repository root.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,22 @@ REGISTRY_PATH = REPO_ROOT / "model" / "tiny" / "registry.json"
 
 
 def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Any]:
-    """Read the registry JSON, or raise UserInputError naming the file."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: model registry not found") from None
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"{path}: not valid JSON ({exc})") from None
+    """Read the registry JSON and check it against its schema; UserInputError naming the file.
+
+    Bounded and strict like every JSON read (:func:`sod_train.guards.read_json`), so a
+    malformed registry is one clear line, never a KeyError later.
+    """
+    from .guards import read_json
+    from .metrics_schema import validate_registry
+
+    if not Path(path).exists():
+        raise UserInputError(f"{path}: model registry not found")
+    registry = read_json(path, "the model registry")
+    problems = validate_registry(registry)
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserInputError(f"{path}: invalid model registry: {problems[0]}{more}")
+    return registry
 
 
 def model_entry(model_id: str | None = None, path: Path = REGISTRY_PATH) -> dict[str, Any]:
@@ -37,7 +45,7 @@ def model_entry(model_id: str | None = None, path: Path = REGISTRY_PATH) -> dict
     wanted = model_id or registry.get("default")
     if wanted is None:
         raise UserInputError(f"{path}: no default model is registered yet")
-    for entry in registry.get("models", []):
+    for entry in registry["models"]:
         if entry["id"] == wanted:
             return entry
     raise UserInputError(f"{path}: no model with id '{wanted}'")
@@ -58,12 +66,13 @@ def register_model(
     the metrics JSON) and the whole registry is checked against every file it names
     before anything is written, so a stale or half-released model never gets listed.
     """
-    import onnx
-
     from . import atomicio
     from .errors import GateError
-    from .metrics_schema import conv_params, registry_file_problems, sha256_file
+    from .guards import read_json, refuse_aliases, require_regular_file
+    from .metrics_schema import conv_params, registry_file_problems, sha256_file, validate_metrics
+    from .modelio import read_model
 
+    require_regular_file(onnx_path, "the ONNX model")  # named as given, before resolving
     root = Path(path).resolve().parents[2]
     onnx_path = Path(onnx_path).resolve()
     try:
@@ -71,26 +80,30 @@ def register_model(
     except ValueError:
         raise UserInputError(f"{onnx_path}: a registered model must live inside {root}") from None
     metrics_rel = rel.with_suffix(".metrics.json")
-    try:
-        model = onnx.load(str(onnx_path), load_external_data=False)
-        metrics = json.loads((root / metrics_rel).read_text())
-    except Exception as exc:  # protobuf DecodeError, OSError, JSONDecodeError, ...
-        raise UserInputError(
-            f"{onnx_path}: cannot register ({exc.__class__.__name__}: {exc})"
-        ) from None
+    card_rel = Path("docs") / "ai" / "models" / f"{rel.stem}.md"
+    reads = [("the model", onnx_path), ("its metrics", root / metrics_rel)]
+    refuse_aliases([*reads, ("its card", root / card_rel)], [("the registry", Path(path))])
+    registry = load_registry(path)  # schema-checked before anything else is read
+    _, model = read_model(onnx_path)
+    metrics = read_json(root / metrics_rel, "the model's metrics JSON")
+    invalid = validate_metrics(metrics)
+    if invalid:
+        raise UserInputError(f"{root / metrics_rel}: not a valid metrics file: {invalid[0]}")
+    opsets = [i.version for i in model.opset_import if i.domain in ("", "ai.onnx")]
+    if not opsets:
+        raise UserInputError(f"{onnx_path}: imports no default-domain (ai.onnx) opset")
     entry = {
         "id": rel.stem,
         "onnx": rel.as_posix(),
         "sha256": sha256_file(onnx_path),
         "bytes": onnx_path.stat().st_size,
-        "opset": max(i.version for i in model.opset_import if i.domain in ("", "ai.onnx")),
+        "opset": max(opsets),
         "params": conv_params(model),
         "license": license,
         "metrics": metrics_rel.as_posix(),
-        "card": f"docs/ai/models/{rel.stem}.md",
+        "card": card_rel.as_posix(),
         "smoke": bool(metrics.get("smoke", False)),
     }
-    registry = load_registry(path)
     registry["models"] = [m for m in registry["models"] if m["id"] != entry["id"]] + [entry]
     if make_default or registry.get("default") is None:
         registry["default"] = entry["id"]

@@ -20,7 +20,7 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.argument("new", type=_FILE)
 @click.option(
     "--max-drop",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(0, 1),
     default=0.005,
     show_default=True,
     help="Largest allowed absolute drop of a quality metric (rise, for MAE).",

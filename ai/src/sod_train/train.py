@@ -38,7 +38,7 @@ from .distributed import DistInfo, all_reduce_sum, average_buffers, barrier, cur
 from .errors import UserInputError
 from .losses import iou_at_half, saliency_loss
 from .model import UNetConfig, build_model, count_parameters
-from .pairs import content_digest, raise_if_problems, scan_pairs, split_scan
+from .pairs import content_digest, digest_aliases, raise_if_problems, scan_pairs, split_scan
 from .presets import PRESETS
 from .provenance import environment
 
@@ -526,6 +526,7 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
     Runs as one process, or as one rank of a torchrun job (see distributed.py):
     ``cfg.batch_size`` is the global batch, split evenly across ranks.
     """
+    started = time.time()  # the wall time export records: decoding and export included
     rt = rt or Runtime()
     root = Path(root)
     info = current()
@@ -691,7 +692,7 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
         data=data_info,
         environment=env,
         finished=last_epoch == cfg.epochs,
-        extra={"params": params},
+        extra={"params": params, "started": started},
     )
 
 
@@ -744,7 +745,7 @@ def _resume(
     Refuses other data than the checkpoint was trained on, and keeps the earlier
     slices' record of non-deterministic kernels in ``env``.
     """
-    if state["data"]["digest"] != data_info["digest"]:
+    if state["data"]["digest"] not in digest_aliases(data_info["digest"]):
         raise UserInputError(
             f"{path}: checkpoint was trained on other data (digest "
             f"{state['data']['digest'][:12]}..., this folder "

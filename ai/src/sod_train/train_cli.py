@@ -10,6 +10,7 @@ import click
 
 from . import atomicio
 from .allowlist import DEFAULT_ALLOWLIST
+from .guards import MAX_BATCH_SIZE, MAX_CROP, MAX_EPOCHS
 from .presets import preset_names
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
@@ -53,15 +54,19 @@ def train_options(fn: Callable) -> Callable:
             show_default=True,
             help="Named recipe; explicit options override it.",
         ),
-        click.option("--epochs", type=click.IntRange(min=1), help="Epochs [default: 50]."),
-        click.option("--batch-size", type=click.IntRange(min=1), help="Batch size [default: 32]."),
+        click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), help="Epochs [default: 50]."),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(1, MAX_BATCH_SIZE),
+            help="Batch size [default: 32].",
+        ),
         click.option(
             "--lr",
             type=click.FloatRange(min=0, min_open=True),
             help="Learning rate [default: 1e-3].",
         ),
         click.option(
-            "--crop-size", type=click.IntRange(min=8), help="Training crop [default: 256]."
+            "--crop-size", type=click.IntRange(8, MAX_CROP), help="Training crop [default: 256]."
         ),
         click.option(
             "--seed",
@@ -128,15 +133,17 @@ def train_options(fn: Callable) -> Callable:
         ),
         click.option(
             "--final-crop",
-            type=click.IntRange(min=8),
+            type=click.IntRange(8, MAX_CROP),
             help="Progressive resizing: crop of the last --final-epochs [default: off].",
         ),
         click.option(
-            "--final-epochs", type=click.IntRange(min=0), help="See --final-crop [default: 0]."
+            "--final-epochs",
+            type=click.IntRange(0, MAX_EPOCHS),
+            help="See --final-crop [default: 0].",
         ),
         click.option(
             "--val-crop",
-            type=click.IntRange(min=8),
+            type=click.IntRange(8, MAX_CROP),
             help="Validation (model selection) crop [default: --crop-size].",
         ),
         click.option(
@@ -260,6 +267,15 @@ def run_train(
         from .data_cache import open_cache
 
         duts_root = open_cache(data_cache, quiet=quiet)
+    from .guards import check_release_outputs
+
+    if not no_export:  # every output writable, none a training file nor the checkpoint
+        check_release_outputs(
+            output,
+            metrics_out,
+            data_root=duts_root,
+            writes=[("the checkpoint", rt.checkpoint_dir / "last.pt")],
+        )
     with session(device) as info:
         result = train(duts_root, cfg, rt)
     if not info.is_main:
@@ -317,6 +333,12 @@ def export(
     from .train import CHECKPOINT_NAME, load_checkpoint, result_from_checkpoint
 
     path = checkpoint / CHECKPOINT_NAME if checkpoint.is_dir() else checkpoint
+    from .guards import check_release_outputs, require_regular_file
+
+    require_regular_file(path, "the checkpoint")  # a FIFO or a device would block torch.load
+    check_release_outputs(
+        output, metrics_out, reads=[("the checkpoint", path), ("the op allowlist", allowlist)]
+    )
     result = result_from_checkpoint(load_checkpoint(path), path)
     if not result.finished:
         click.echo(
