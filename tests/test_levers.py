@@ -126,7 +126,7 @@ def test_ema_is_deterministic_differs_and_is_what_gets_validated(
     ema_state = ema_weights(last)
     assert not same_state(ema_state, last["model"])
     _, val_set, _ = load_data(synthetic_root, cfg, workers=0, quiet=True)
-    model = build_model(cfg.model_config)
+    model = build_model(cfg.model_config).to(memory_format=torch.channels_last)  # as trained
     model.load_state_dict(ema_state)
     scored = validate(model, val_set, cfg.loss, torch.device("cpu"))
     assert scored["val_loss"] == a.history[-1]["val_loss"]
