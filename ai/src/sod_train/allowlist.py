@@ -96,8 +96,13 @@ def allowlist_violations(model: onnx.ModelProto, allowed: Iterable[str]) -> list
     node, its op and its domain, e.g. ``node 'up1': Resize in domain
     ai.onnx (default) is not on the allowlist``.
     """
+    return [f"node '{location}': {op} {why}" for location, op, why in _violations(model, allowed)]
+
+
+def _violations(model: onnx.ModelProto, allowed: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(node location, 'Op in domain D', why) for every node the allowlist refuses."""
     allowed = frozenset(allowed) - FORBIDDEN_OPS
-    problems = []
+    found = []
     for location, node in iter_nodes(model.graph):
         if node.domain not in DEFAULT_DOMAINS:
             why = "is not in the default ONNX domain"
@@ -105,10 +110,8 @@ def allowlist_violations(model: onnx.ModelProto, allowed: Iterable[str]) -> list
             why = "is not on the allowlist"
         else:
             continue
-        problems.append(
-            f"node '{location}': {text(node.op_type)} in domain {_domain_name(node.domain)} {why}"
-        )
-    return problems
+        found.append((location, f"{text(node.op_type)} in domain {_domain_name(node.domain)}", why))
+    return found
 
 
 def disallowed_ops(model: onnx.ModelProto, allowed: Iterable[str], shown: int = 5) -> list[str]:
@@ -119,17 +122,9 @@ def disallowed_ops(model: onnx.ModelProto, allowed: Iterable[str], shown: int = 
     for an op used more than once, ``2 nodes 'up1', 'cond_if/then_branch/#2': Resize ...``,
     with at most ``shown`` node locations per op.
     """
-    allowed = frozenset(allowed) - FORBIDDEN_OPS
     found: dict[tuple[str, str], list[str]] = {}
-    for location, node in iter_nodes(model.graph):
-        if node.domain not in DEFAULT_DOMAINS:
-            why = "is not in the default ONNX domain"
-        elif node.op_type not in allowed:
-            why = "is not on the allowlist"
-        else:
-            continue
-        key = (f"{text(node.op_type)} in domain {_domain_name(node.domain)}", why)
-        found.setdefault(key, []).append(location)
+    for location, op, why in _violations(model, allowed):
+        found.setdefault((op, why), []).append(location)
     lines = []
     for (op, why), where in found.items():
         names = ", ".join(f"'{w}'" for w in where[:shown])
