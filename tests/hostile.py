@@ -103,6 +103,7 @@ def build_model(
     in_name: str = "input",
     out_name: str = "saliency_map",
     out_type: int = TensorProto.FLOAT,
+    opsets: tuple[tuple[str, int], ...] = (("", 17),),
 ) -> onnx.ModelProto:
     """A model; by default the contract's tiny any-size Conv 3->1 k3 + Sigmoid."""
     if nodes is None:
@@ -123,7 +124,8 @@ def build_model(
         [helper.make_tensor_value_info(out_name, out_type, out_shape)],
         inits,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    opset_ids = [helper.make_opsetid(domain, version) for domain, version in opsets]
+    return helper.make_model(graph, opset_imports=opset_ids, ir_version=8)
 
 
 def save(model: onnx.ModelProto, path: Path) -> Path:

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
+from hostile import build_model
 from onnx import TensorProto, helper, numpy_helper
 
 from sod_train.check import DEFAULT_SIZES, check_model
@@ -30,26 +31,7 @@ def build(
     opsets=(("", 17),),
 ):
     """A model from nodes; by default the tiny any-size Conv 3->1 k3 pad1 + Sigmoid."""
-    if nodes is None:
-        nodes = [
-            helper.make_node("Conv", [in_name, "w", "b"], ["conv"], pads=[1, 1, 1, 1], name="c"),
-            helper.make_node("Sigmoid", ["conv"], [out_name], name="s"),
-        ]
-    if inits is None:
-        w = np.random.default_rng(0).standard_normal((1, 3, 3, 3)).astype(np.float32) * 0.2
-        inits = [
-            numpy_helper.from_array(w, "w"),
-            numpy_helper.from_array(np.zeros(1, np.float32), "b"),
-        ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, in_shape)],
-        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, out_shape)],
-        inits,
-    )
-    opset_ids = [helper.make_opsetid(d, v) for d, v in opsets]
-    return helper.make_model(graph, opset_imports=opset_ids, ir_version=8)
+    return build_model(nodes, inits, in_shape, out_shape, in_name, out_name, opsets=opsets)
 
 
 def save(model: onnx.ModelProto, path: Path) -> Path:
