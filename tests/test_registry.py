@@ -20,7 +20,8 @@ from sod_train.metrics_schema import (
     sha256_file,
     validate_registry,
 )
-from sod_train.registry import REGISTRY_PATH, REPO_ROOT, load_registry
+from sod_train.paths import REGISTRY_PATH, REPO_ROOT
+from sod_train.registry import load_registry
 
 
 def _shipped_entries() -> list[dict[str, Any]]:

@@ -15,9 +15,9 @@ from pathlib import Path
 import onnx
 
 from .errors import UserInputError
-from .registry import REPO_ROOT
+from .paths import ALLOWLIST_PATH
 
-DEFAULT_ALLOWLIST = REPO_ROOT / "op_allowlist.txt"
+DEFAULT_ALLOWLIST = ALLOWLIST_PATH
 
 # Never allowed, whatever a list says: hosts upsample with ConvTranspose only.
 FORBIDDEN_OPS = frozenset({"Resize", "Upsample"})

@@ -23,9 +23,8 @@ from .metrics_schema import (
     validate_metrics,
     validate_registry,
 )
-from .registry import REGISTRY_PATH, REPO_ROOT
+from .paths import CARD_DIR, REGISTRY_PATH, REPO_ROOT
 
-CARD_DIR = Path("docs") / "ai" / "models"
 DUTS_CITATION = (
     "Wang et al., *Learning to Detect Salient Objects with Image-Level Supervision*, CVPR 2017"
 )

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserInputError
-from .registry import REPO_ROOT
+from .paths import MODEL_DIR, REPO_ROOT
 
-SCHEMA_DIR = REPO_ROOT / "model" / "tiny"
+SCHEMA_DIR = MODEL_DIR
 METRICS_SCHEMA_PATH = SCHEMA_DIR / "metrics.schema.json"
 REGISTRY_SCHEMA_PATH = SCHEMA_DIR / "registry.schema.json"
 

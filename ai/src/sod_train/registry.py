@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserInputError
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-REGISTRY_PATH = REPO_ROOT / "model" / "tiny" / "registry.json"
+from .paths import CARD_DIR, REGISTRY_PATH
 
 
 def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Any]:
@@ -80,7 +78,7 @@ def register_model(
     except ValueError:
         raise UserInputError(f"{onnx_path}: a registered model must live inside {root}") from None
     metrics_rel = rel.with_suffix(".metrics.json")
-    card_rel = Path("docs") / "ai" / "models" / f"{rel.stem}.md"
+    card_rel = CARD_DIR / f"{rel.stem}.md"
     reads = [("the model", onnx_path), ("its metrics", root / metrics_rel)]
     refuse_aliases([*reads, ("its card", root / card_rel)], [("the registry", Path(path))])
     registry = load_registry(path)  # schema-checked before anything else is read
