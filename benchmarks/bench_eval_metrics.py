@@ -5,7 +5,7 @@ Measures, on the same (prediction, mask) pairs and the same machine, in turns:
 * model inference alone: onnxruntime CPU at 256x256 (the anchor v1 student from
   ../shared/anchor when present, else a small built-in conv net), input already decoded
   and normalised;
-* our metrics alone (:class:`sod_train.sod_metrics.SODMetrics`, all nine metrics);
+* our metrics alone (:class:`sod_train.evaluate.sod_metrics.SODMetrics`, all nine metrics);
 * PySODMetrics on the same pairs, if installed (the five classes that give the nine).
 
 Usage: python benchmarks/bench_eval_metrics.py [--data DIR] [--limit N] [--threads N]
@@ -24,11 +24,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from sod_train import pairs
-from sod_train.evaluate import load_mask, predict_uint8, tune_allocator
-from sod_train.imageio import load_rgb, to_model_input
-from sod_train.predict import load_session
-from sod_train.sod_metrics import SODMetrics
+from sod_train.data import pairs
+from sod_train.data.imageio import load_rgb, to_model_input
+from sod_train.evaluate.evaluate import load_mask, predict_uint8, tune_allocator
+from sod_train.evaluate.sod_metrics import SODMetrics
+from sod_train.predict.predict import load_session
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

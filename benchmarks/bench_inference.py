@@ -6,7 +6,7 @@
 MODEL defaults to the registry's default model (model/tiny/); with none shipped yet the
 anchors are compared with each other. The anchors are read from ../shared/anchor/ next
 to the repository and skipped if absent. All models are timed in turns at each size and
-thread count (sod_train.bench), so the ratios are measured side by side. Ratios are to
+thread count (sod_train.evaluate.bench), so the ratios are measured side by side. Ratios are to
 the first model (ours when there is one); the target is latency <= anchor v1's at every
 size where v1 runs. Paste the printed tables into benchmarks/RESULTS.md.
 """
@@ -18,9 +18,9 @@ import json
 import sys
 from pathlib import Path
 
-from sod_train.bench import format_table, parse_list, run_bench
 from sod_train.errors import SodTrainError
-from sod_train.predict import default_model
+from sod_train.evaluate.bench import format_table, parse_list, run_bench
+from sod_train.predict.predict import default_model
 
 REPO = Path(__file__).resolve().parents[1]
 ANCHORS = [

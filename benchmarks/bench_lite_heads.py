@@ -18,9 +18,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from sod_train.export import fold_batchnorm, to_onnx
-from sod_train.model import build_model
-from sod_train.train import TrainConfig
+from sod_train.export.export import fold_batchnorm, to_onnx
+from sod_train.model.unet import build_model
+from sod_train.train.loop import TrainConfig
 
 VARIANTS = {
     "release (refine 8)": TrainConfig.from_preset("release").model_config,

@@ -4,7 +4,7 @@
                                      [--batch 32] [--crop 256] [--pairs 256] [--size 300x400]
                                      [--amp] [--channels-last] [--host-data] [--json]
 
-A synthetic DUTS-layout set (sod_train.synthetic, ``--pairs`` images of about
+A synthetic DUTS-layout set (sod_train.data.synthetic, ``--pairs`` images of about
 ``--size``) is written to a temp folder and decoded once, as the trainer does, so this
 runs anywhere without DUTS. Each timed step is cut into three stages, measured side by
 side in the same steps, with the device synchronised after each one:
@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sod_train.dataset import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches
-from sod_train.losses import saliency_loss
-from sod_train.model import build_model
-from sod_train.pairs import scan_pairs
-from sod_train.synthetic import make_synthetic_duts
-from sod_train.train import Runtime, TrainConfig, fast_path, seed_everything, train
+from sod_train.data.decode import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches
+from sod_train.data.pairs import scan_pairs
+from sod_train.data.synthetic import make_synthetic_duts
+from sod_train.model.losses import saliency_loss
+from sod_train.model.unet import build_model
+from sod_train.train.loop import Runtime, TrainConfig, fast_path, seed_everything, train
 
 STAGES = ("assemble", "copy", "compute")
 

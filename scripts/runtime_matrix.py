@@ -16,7 +16,7 @@ For each model (default: every model in model/tiny/registry.json) this verifies
 
 Each onnxruntime gets a fresh temporary virtual environment (stdlib ``venv`` +
 pip, so this needs the package index and takes a few minutes) holding only
-numpy and onnxruntime; the check itself is ``sod_train.golden`` imported from
+numpy and onnxruntime; the check itself is ``sod_train.check.golden`` imported from
 the source tree. Prints a table; exits 1 on any mismatch, 2 on a setup failure.
 """
 
@@ -40,7 +40,9 @@ NUMPY2_FROM = (1, 19)
 
 CHILD = r"""
 import json, sys
-from sod_train.golden import default_golden_path, reference_runner, run_golden_with, verify_golden
+from sod_train.check.golden import (
+    default_golden_path, reference_runner, run_golden_with, verify_golden,
+)
 mode, models = sys.argv[1], sys.argv[2:]
 if mode == "ort":
     import onnxruntime

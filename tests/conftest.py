@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sod_train.synthetic import make_synthetic_duts
+from sod_train.data.synthetic import make_synthetic_duts
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 

@@ -26,7 +26,7 @@ from click.testing import CliRunner, Result
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from sod_train.cli import main
+from sod_train.cli.main import main
 
 
 class Hung(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from onnx import TensorProto, helper
 
-from sod_train.allowlist import (
+from sod_train.check.allowlist import (
     DEFAULT_ALLOWLIST,
     allowlist_violations,
     iter_nodes,

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from sod_train.bench import count_macs, count_params, parse_size
-from sod_train.cli import main
+from sod_train.cli.main import main
 from sod_train.errors import UserInputError
+from sod_train.evaluate.bench import count_macs, count_params, parse_size
 
 
 def _model(nodes, inits, out_shape=(1, 1, "H", "W")):
@@ -186,8 +186,8 @@ def test_macs_of_an_exported_any_size_unet_match_pytorch_hooks():
     """The crop ops (Shape/Gather/Slice) must not stop the MAC count of our own models."""
     import torch
 
-    from sod_train.export import fold_batchnorm, to_onnx
-    from sod_train.model import TinyUNet
+    from sod_train.export.export import fold_batchnorm, to_onnx
+    from sod_train.model.unet import TinyUNet
 
     model = fold_batchnorm(TinyUNet())
     counted = []
@@ -212,9 +212,9 @@ def test_macs_are_counted_through_the_lite_family_add_fusion(tmp_path):
     """Shape inference cannot see through crop + Add; the counter still counts every conv."""
     import torch
 
-    from sod_train.bench import count_macs
-    from sod_train.export import fold_batchnorm, to_onnx
-    from sod_train.model import UNetConfig, build_model
+    from sod_train.evaluate.bench import count_macs
+    from sod_train.export.export import fold_batchnorm, to_onnx
+    from sod_train.model.unet import UNetConfig, build_model
 
     model = fold_batchnorm(build_model(UNetConfig((8, 12, 16), (1, 2), arch="lite")).eval())
     proto = to_onnx(model)  # before the hooks: export runs the model too

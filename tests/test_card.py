@@ -9,9 +9,9 @@ from typing import Any
 from click.testing import CliRunner
 from test_schema import make_metrics
 
-from sod_train import card as card_module
-from sod_train.card import render_card, write_card
-from sod_train.cli import main
+from sod_train.cli.main import main
+from sod_train.release import card as card_module
+from sod_train.release.card import render_card, write_card
 
 LICENCE = "CC-BY-NC-4.0 (weights)"
 

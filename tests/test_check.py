@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from hostile import build_model
 from onnx import TensorProto, helper, numpy_helper
 
-from sod_train.check import DEFAULT_SIZES, check_model
-from sod_train.cli import main
+from sod_train.check.check import DEFAULT_SIZES, check_model
+from sod_train.check.golden import write_golden
+from sod_train.cli.main import main
 from sod_train.errors import UserInputError
-from sod_train.golden import write_golden
 
 REPO = Path(__file__).resolve().parents[1]
 ANCHOR_V1 = REPO.parent / "shared" / "anchor" / "saliency_student_v1.onnx"

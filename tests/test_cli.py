@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from sod_train import __version__
-from sod_train.cli import COMMANDS, main
+from sod_train.cli.main import COMMANDS, main
 
 
 def test_help_lists_every_command():
@@ -30,7 +30,7 @@ def test_version_and_unknown_command():
 
 def test_light_commands_do_not_import_torch():
     code = (
-        "import sys; from sod_train.cli import main; main.get_command(None, 'check'); "
+        "import sys; from sod_train.cli.main import main; main.get_command(None, 'check'); "
         "main.get_command(None, 'predict'); print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -7,10 +7,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from sod_train import cpu
-from sod_train.cli import main
-from sod_train.export import export
-from sod_train.train import Runtime, TrainConfig, fast_path, train
+from sod_train.cli.main import main
+from sod_train.export.export import export
+from sod_train.train import cpu
+from sod_train.train.loop import Runtime, TrainConfig, fast_path, train
 
 
 def small(**overrides):
@@ -47,9 +47,9 @@ def test_bf16_features_come_from_cpuinfo(tmp_path, monkeypatch):
 def test_amp_defaults_to_native_bf16_and_threads_to_our_cores(monkeypatch):
     before = torch.get_num_threads()
     try:
-        monkeypatch.setattr("sod_train.train.bf16_features", lambda: ["avx512_bf16"])
+        monkeypatch.setattr("sod_train.train.loop.bf16_features", lambda: ["avx512_bf16"])
         assert fast_path(Runtime(), torch.device("cpu")) == (True, cpu.available_cores())
-        monkeypatch.setattr("sod_train.train.bf16_features", lambda: [])
+        monkeypatch.setattr("sod_train.train.loop.bf16_features", lambda: [])
         assert fast_path(Runtime(), torch.device("cpu"))[0] is False
         assert fast_path(Runtime(amp=True, threads=1), torch.device("cpu")) == (True, 1)
         assert torch.get_num_threads() == 1

@@ -13,11 +13,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from sod_train.cli import main
-from sod_train.data_cache import MANIFEST, MARKER, open_cache, write_cache
+from sod_train.cli.main import main
+from sod_train.data.cache import MANIFEST, MARKER, open_cache, write_cache
+from sod_train.data.pairs import content_digest, scan_pairs
 from sod_train.errors import GateError, UserInputError
-from sod_train.pairs import content_digest, scan_pairs
-from sod_train.train import Runtime, TrainConfig, train
+from sod_train.train.loop import Runtime, TrainConfig, train
 
 CAP = 60_000  # bytes: the 96 small synthetic pairs need about 5 shards
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from test_schema import make_metrics
 
-from sod_train.cli import main
+from sod_train.cli.main import main
 
 
 def _write(path: Path, doc: Any) -> Path:

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import REPO
-from sod_train.model import build_model
-from sod_train.train import TrainConfig, load_data, validate
+from sod_train.model.unet import build_model
+from sod_train.train.loop import TrainConfig, load_data, validate
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
 

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 from PIL import Image
 
-from sod_train import pairs
-from sod_train.cli import main
-from sod_train.evaluate import RECORDED_KEYS
-from sod_train.sod_metrics import METRIC_KEYS, SODMetrics
+from sod_train.cli.main import main
+from sod_train.data import pairs
+from sod_train.evaluate.evaluate import RECORDED_KEYS
+from sod_train.evaluate.sod_metrics import METRIC_KEYS, SODMetrics
 
 REPO = Path(__file__).resolve().parents[1]
 MINI = REPO.parent / "shared" / "data" / "duts-te-mini"
@@ -154,7 +154,7 @@ def test_record_merges_into_a_metrics_json(data, model, tmp_path):
         assert doc["evaluations"]["ECSSD"] == other
         entry = doc["evaluations"]["DUTS-TE"]
         assert tuple(entry) == RECORDED_KEYS and entry["size"] == 32 and entry["n"] == N_PAIRS
-    schema = pytest.importorskip("sod_train.metrics_schema")
+    schema = pytest.importorskip("sod_train.release.schema")
     pytest.importorskip("jsonschema")
     assert schema.validate_evaluations({"DUTS-TE": entry}) == []
 

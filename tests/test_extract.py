@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from fetch_server import all_files, duts_files, png_mask, sha256, zip_bytes
-from sod_train.datasets import get_pin
 from sod_train.errors import GateError
-from sod_train.extract import Staging, ZipLimits, safe_extract, verify_layout
-from sod_train.fetch_cli import fetch_dataset
+from sod_train.fetch.extract import Staging, ZipLimits, safe_extract, verify_layout
+from sod_train.fetch.fetch import fetch_dataset
+from sod_train.fetch.pins import get_pin
 
 GOOD = list(duts_files(2).items())
 

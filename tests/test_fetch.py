@@ -23,12 +23,12 @@ from fetch_server import (
     write_files,
     zip_bytes,
 )
-from sod_train.cli import main
-from sod_train.datasets import PINS, get_pin, pair_files
-from sod_train.download import NetPolicy, folder_lock
+from sod_train.cli.main import main
+from sod_train.data.pairs import content_digest, scan_pairs
 from sod_train.errors import GateError
-from sod_train.fetch_cli import MARKER, fetch_dataset
-from sod_train.pairs import content_digest, scan_pairs
+from sod_train.fetch.download import NetPolicy, folder_lock
+from sod_train.fetch.fetch import MARKER, fetch_dataset
+from sod_train.fetch.pins import PINS, get_pin, pair_files
 
 FAST = NetPolicy(
     connect_timeout=2, read_timeout=0.4, retries=2, backoff_factor=0.01, backoff_max=0.05

@@ -3,9 +3,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from sod_train.cli import main
-from sod_train.export import export
-from sod_train.train import Runtime, TrainConfig, train
+from sod_train.cli.main import main
+from sod_train.export.export import export
+from sod_train.train.loop import Runtime, TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_a_bad_model_fails_before_decoding(tmp_path):
 
 
 def test_record_stores_the_fold_iou_in_a_valid_metrics_json(trained, synthetic_root):
-    from sod_train.metrics_schema import validate_metrics
+    from sod_train.release.schema import validate_metrics
 
     _, path = trained
     metrics_path = path.with_suffix(".metrics.json")

@@ -13,8 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from sod_train.errors import UserInputError
-from sod_train.golden import (
+from sod_train.check.golden import (
     DEFAULT_TOLERANCE,
     default_golden_path,
     golden_input,
@@ -27,6 +26,7 @@ from sod_train.golden import (
     verify_golden,
     write_golden,
 )
+from sod_train.errors import UserInputError
 
 REPO = Path(__file__).resolve().parents[1]
 

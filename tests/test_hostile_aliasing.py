@@ -26,8 +26,8 @@ from hostile import (
 )
 from test_schema import make_metrics
 
+from sod_train.check.golden import write_golden
 from sod_train.errors import UserInputError
-from sod_train.golden import write_golden
 from sod_train.guards import check_release_outputs, refuse_aliases
 
 

@@ -33,10 +33,10 @@ from hostile import (
 from test_schema import make_metrics
 
 from fetch_server import zip_bytes
-from sod_train import datasets
-from sod_train.diff import diff_metrics
+from sod_train.data.pairs import content_digest, digest_aliases, legacy_content_digest, scan_pairs
 from sod_train.errors import UserInputError
-from sod_train.pairs import content_digest, digest_aliases, legacy_content_digest, scan_pairs
+from sod_train.fetch import pins as datasets
+from sod_train.release.diff import diff_metrics
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_predict_skips_a_bomb_and_exits_one(tmp_path, model):
 
 
 def test_train_skip_bad_skips_and_counts_a_bomb(tmp_path):
-    from sod_train.train import TrainConfig, load_data  # decoding only, no training
+    from sod_train.train.loop import TrainConfig, load_data  # decoding only, no training
 
     data = data_folder(tmp_path / "D", n=70, size=(10, 8))
     bomb = data / "masks" / "img_005.png"
@@ -123,7 +123,7 @@ def test_no_raw_decompression_bomb_warning_in_a_real_process(tmp_path, model):
     """Between Pillow's warning and error thresholds (100 MP): refused, and no warning line."""
     warn = tmp_path / "warn.png"
     warn.write_bytes(bomb_png(10_000, 10_000))
-    code = "from sod_train.cli import main; main()"
+    code = "from sod_train.cli.main import main; main()"
     args = ["predict", str(warn), "--model", str(model), "--out", str(tmp_path / "o"), "--quiet"]
     env = {**os.environ, "PYTHONWARNINGS": "default"}
     done = subprocess.run(

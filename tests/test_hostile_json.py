@@ -17,9 +17,9 @@ from hostile import Snapshot, build_model, cli, data_folder, deep_json, refused,
 from onnx import helper
 from test_schema import make_metrics
 
-from sod_train.data_cache import read_manifest
+from sod_train.check.golden import write_golden
+from sod_train.data.cache import read_manifest
 from sod_train.errors import UserInputError
-from sod_train.golden import write_golden
 from sod_train.guards import read_json
 
 DEEP = deep_json(100_000)

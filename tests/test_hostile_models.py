@@ -1,6 +1,6 @@
 """Hostile inputs, class 4 (and the model half of class 2): malformed ONNX that parses.
 
-Every command that opens a model goes through one loader (sod_train.modelio), which turns
+Every command that opens a model goes through one loader (sod_train.check.modelio), which turns
 a model it cannot run into one exit-2 line naming the file; ``check`` reports the same
 problems as FAIL lines (exit 1). Never a traceback, never a huge allocation.
 """
@@ -29,8 +29,8 @@ from hostile import (
 )
 from onnx import TensorProto, helper
 
+from sod_train.check.modelio import load_session, model_problems
 from sod_train.errors import UserInputError
-from sod_train.modelio import load_session, model_problems
 
 
 def _utf8(folder: Path) -> Path:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sod_train.data.imageio import load_rgb, pil_to_rgb, to_model_input
 from sod_train.errors import UserInputError
-from sod_train.imageio import load_rgb, pil_to_rgb, to_model_input
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

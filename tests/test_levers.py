@@ -16,13 +16,13 @@ import torch
 from click.testing import CliRunner
 
 from conftest import REPO
-from sod_train.check import check_model
-from sod_train.cli import main
-from sod_train.dataset import DecodedSet, scale_window, train_batches
-from sod_train.export import export
-from sod_train.model import TinyUNet, UNetConfig, build_model, count_parameters
-from sod_train.presets import PRESETS
-from sod_train.train import Runtime, TrainConfig, load_data, train, validate
+from sod_train.check.check import check_model
+from sod_train.cli.main import main
+from sod_train.data.decode import DecodedSet, scale_window, train_batches
+from sod_train.export.export import export
+from sod_train.model.unet import TinyUNet, UNetConfig, build_model, count_parameters
+from sod_train.train.loop import Runtime, TrainConfig, load_data, train, validate
+from sod_train.train.presets import PRESETS
 
 CROP = 32
 NEW_PRESETS = sorted(p for p in PRESETS if p.startswith("ablate-") or p == "csnet-push")

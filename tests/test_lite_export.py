@@ -5,11 +5,11 @@ import torch
 from click.testing import CliRunner
 
 from conftest import REPO
-from sod_train.allowlist import allowlist_violations, load_allowlist
-from sod_train.cli import main
-from sod_train.export import export
-from sod_train.model import build_model
-from sod_train.train import Runtime, TrainConfig, train
+from sod_train.check.allowlist import allowlist_violations, load_allowlist
+from sod_train.cli.main import main
+from sod_train.export.export import export
+from sod_train.model.unet import build_model
+from sod_train.train.loop import Runtime, TrainConfig, train
 
 
 def test_lite_model_exports_passes_check_and_drops_side_heads(synthetic_root, tmp_path):

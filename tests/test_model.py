@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from sod_train.model import TinyUNet, UNetConfig, build_model, count_parameters
-from sod_train.presets import PRESETS
-from sod_train.train import TrainConfig
+from sod_train.model.unet import TinyUNet, UNetConfig, build_model, count_parameters
+from sod_train.train.loop import TrainConfig
+from sod_train.train.presets import PRESETS
 
 
 def test_default_is_the_anchor_layout():

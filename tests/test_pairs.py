@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from sod_train.cli import main
+from sod_train.cli.main import main
+from sod_train.data.pairs import Pair, locate_layout, scan_pairs, split_pairs, split_scan
+from sod_train.data.synthetic import make_synthetic_duts
 from sod_train.errors import UserInputError
-from sod_train.pairs import Pair, locate_layout, scan_pairs, split_pairs, split_scan
-from sod_train.synthetic import make_synthetic_duts
 
 
 def _copy(root, tmp_path):
@@ -66,7 +66,7 @@ def test_every_bad_file_is_reported_at_once(synthetic_root, tmp_path):
 
 
 def test_truncated_jpeg_is_caught_when_decoding(synthetic_root, tmp_path):
-    from sod_train.dataset import decode_pairs
+    from sod_train.data.decode import decode_pairs
 
     root = _copy(synthetic_root, tmp_path)
     path = root / "DUTS-TR-Image" / "synthetic_00007.jpg"

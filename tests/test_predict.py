@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image, features
 
-from sod_train import predict as predict_mod
-from sod_train import registry
-from sod_train.cli import main
+from sod_train.cli.main import main
+from sod_train.predict import predict as predict_mod
+from sod_train.release import registry
 
 
 def _save_model(path, nodes, inits):

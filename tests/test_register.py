@@ -2,9 +2,9 @@ import json
 
 from click.testing import CliRunner
 
-from sod_train.cli import main
-from sod_train.export import export
-from sod_train.train import Runtime, TrainConfig, train
+from sod_train.cli.main import main
+from sod_train.export.export import export
+from sod_train.train.loop import Runtime, TrainConfig, train
 
 
 def test_register_lists_a_released_model_and_refuses_an_incomplete_one(synthetic_root, tmp_path):

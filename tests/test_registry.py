@@ -13,15 +13,15 @@ from onnx import TensorProto, helper, numpy_helper
 from test_schema import make_metrics
 
 from sod_train.errors import SodTrainError
-from sod_train.metrics_schema import (
+from sod_train.paths import REGISTRY_PATH, REPO_ROOT
+from sod_train.release.registry import load_registry
+from sod_train.release.schema import (
     conv_params,
     registry_entry_problems,
     registry_file_problems,
     sha256_file,
     validate_registry,
 )
-from sod_train.paths import REGISTRY_PATH, REPO_ROOT
-from sod_train.registry import load_registry
 
 
 def _shipped_entries() -> list[dict[str, Any]]:

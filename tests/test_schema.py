@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from sod_train.metrics_schema import (
+from sod_train.release.schema import (
     METRICS_SCHEMA_PATH,
     REGISTRY_SCHEMA_PATH,
     validate_evaluations,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from sod_train import sod_metrics as sm
+from sod_train.evaluate import sod_metrics as sm
 
 REPO = Path(__file__).resolve().parents[1]
 MINI = REPO.parent / "shared" / "data" / "duts-te-mini"

@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from conftest import REPO
-from sod_train.cli import main
+from sod_train.cli.main import main
 from sod_train.errors import GateError, UserInputError
-from sod_train.export import export, fold_batchnorm, to_onnx, verify_onnx
-from sod_train.model import UNetConfig, build_model
-from sod_train.train import Runtime, TrainConfig, train
+from sod_train.export.export import export, fold_batchnorm, to_onnx, verify_onnx
+from sod_train.model.unet import UNetConfig, build_model
+from sod_train.train.loop import Runtime, TrainConfig, train
 
 SMALL = ["--epochs", "2", "--batch-size", "8", "--crop-size", "32", "--lr", "0.003"]
 
@@ -269,7 +269,7 @@ def test_no_export_trains_and_checkpoints_only(synthetic_root, tmp_path):
 
 
 def test_train_from_a_data_cache_equals_training_from_the_folder(synthetic_root, tmp_path):
-    from sod_train.data_cache import write_cache
+    from sod_train.data.cache import write_cache
 
     write_cache(synthetic_root, tmp_path / "cache", shard_bytes=64 * 1024, quiet=True)
     common = [*SMALL, "--min-val-iou", "0", "--quiet"]

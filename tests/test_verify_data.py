@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fetch_server import duts_files, jpeg, png_mask, write_files
-from sod_train import datasets
-from sod_train.cli import main
+from sod_train.cli.main import main
+from sod_train.fetch import pins as datasets
 
 REPO = Path(__file__).resolve().parents[1]
 MINI = REPO.parent / "shared" / "data" / "duts-te-mini"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sod_train.cli import run_standalone
-from sod_train.train_cli import train
+from sod_train.cli.main import run_standalone
+from sod_train.cli.train import train
 
 if __name__ == "__main__":
     run_standalone(train, prog_name="train_saliency_student.py")

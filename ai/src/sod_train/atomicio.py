@@ -29,7 +29,7 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     that cannot be made or written (a parent that is a file, no permission) is a
     UserInputError naming ``dest``, not a traceback.
     """
-    from .errors import UserInputError
+    from sod_train.errors import UserInputError
 
     dest = Path(dest)
     try:
@@ -83,7 +83,7 @@ def ensure_writable_dir(folder: str | os.PathLike[str], what: str) -> None:
     Called before long work (training) so a bad output path fails in a second, not
     after an hour.
     """
-    from .errors import UserInputError
+    from sod_train.errors import UserInputError
 
     folder = Path(folder)
     try:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import UserInputError
+from sod_train.errors import UserInputError
 
 # Ranges of the size, thread and count options (documented in docs/refusals.md).
 MAX_SIDE = 8192  # largest height or width a model is run at (bench --sizes, fixed dims)
@@ -328,7 +328,7 @@ def data_files(root: str | os.PathLike[str]) -> list[tuple[str, Path]]:
     A listing only (no file is opened); an unreadable folder gives no entries, since the
     scan that follows reports it properly.
     """
-    from .pairs import scan_pairs
+    from sod_train.data.pairs import scan_pairs
 
     try:
         scan = scan_pairs(root, check_headers=False)

@@ -1,0 +1,92 @@
+"""``sod-train fold-iou``: the command over :mod:`sod_train.train.fold`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sod_train.guards import (
+    MAX_CROP,
+    MAX_WORKERS,
+    check_output_file,
+    read_json_object,
+    refuse_aliases,
+)
+from sod_train.predict.predict import load_session
+from sod_train.train.fold import fold_iou, load_fold, record_fold_iou
+
+
+@click.command("fold-iou")
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--duts-root", required=True, type=click.Path(path_type=Path))
+@click.option("--crop-size", type=click.IntRange(8, MAX_CROP), default=256, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, MAX_WORKERS),
+    default=0,
+    show_default=True,
+    help="Processes used to decode the fold.",
+)
+@click.option(
+    "--convert-rgb-masks", is_flag=True, help="Accept RGB masks (luminance), as the anchor did."
+)
+@click.option("--skip-bad", is_flag=True, help="Skip bad pairs instead of failing.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Store the result as `fold_iou` in this metrics JSON (one model only).",
+)
+@click.option("--quiet", is_flag=True)
+def fold_iou_cmd(
+    models: tuple[Path, ...],
+    duts_root: Path,
+    crop_size: int,
+    seed: int,
+    val_fraction: float,
+    workers: int,
+    convert_rgb_masks: bool,
+    skip_bad: bool,
+    as_json: bool,
+    record: Path | None,
+    quiet: bool,
+) -> None:
+    """Validation-fold IoU (anchor protocol) of one or more ONNX MODELS, side by side."""
+    if record and len(models) != 1:
+        raise click.UsageError("--record takes exactly one model")
+    if record:  # checked before any work: writable, a JSON object, not one of the models
+        check_output_file(record, "the --record JSON")
+        if record.exists():
+            read_json_object(record, "the --record JSON")
+        refuse_aliases([("the model", m) for m in models], [("--record", record)])
+    sessions = [(m, load_session(m)) for m in models]  # a bad model fails before decoding
+    val = load_fold(
+        duts_root, crop_size, seed, val_fraction, workers, quiet, convert_rgb_masks, skip_bad
+    )
+    results = [
+        {
+            "model": m.name,
+            "crop": crop_size,
+            "seed": seed,
+            "val_fraction": val_fraction,
+            **fold_iou(session, val, quiet),
+        }
+        for m, session in sessions
+    ]
+    if record:
+        record_fold_iou(record, {k: v for k, v in results[0].items() if k != "model"})
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    click.echo(f"{'model':40s} {'n':>5s} {'IoU (per image)':>16s} {'IoU (per batch)':>16s}")
+    for r in results:
+        click.echo(f"{r['model']:40s} {r['n']:5d} {r['iou']:16.4f} {r['iou_batch']:16.4f}")

@@ -1,0 +1,98 @@
+"""Release commands: ``sod-train diff`` (regression gate between two metrics files),
+``sod-train card`` (Markdown model card) and ``sod-train register`` (registry entry).
+None of them imports torch or onnxruntime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sod_train.errors import GateError
+from sod_train.release.registry import REGISTRY_PATH
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command("diff")
+@click.argument("old", type=_FILE)
+@click.argument("new", type=_FILE)
+@click.option(
+    "--max-drop",
+    type=click.FloatRange(0, 1),
+    default=0.005,
+    show_default=True,
+    help="Largest allowed absolute drop of a quality metric (rise, for MAE).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def diff(old: Path, new: Path, max_drop: float, as_json: bool) -> None:
+    """Compare OLD and NEW metrics JSON side by side; exit 1 if NEW regresses.
+
+    NEW regresses when a quality metric drops (MAE: rises) by more than --max-drop, a data
+    set evaluated in OLD is missing, the host contract changed, NEW fails its training gate
+    while OLD passed, or either file breaks the metrics schema. Exit 2: a file is unreadable.
+    """
+    from sod_train.release.diff import diff_files, format_report
+
+    report = diff_files(old, new, max_drop)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        click.echo(format_report(report))
+    if not report.passed:
+        first = report.failures[0]
+        more = f" (+{len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
+        raise GateError(f"{new} regresses against {old}: {first}{more}")
+
+
+@click.command("card")
+@click.argument("metrics", type=_FILE)
+@click.option(
+    "--out",
+    type=_FILE,
+    default=None,
+    help="Markdown file to write [default: the registry's card path, else docs/ai/models/<id>.md].",
+)
+@click.option(
+    "--registry",
+    type=_FILE,
+    default=REGISTRY_PATH,
+    show_default="model/tiny/registry.json",
+    help="Registry that supplies the weights licence.",
+)
+@click.option(
+    "--anchor-metrics",
+    "anchors",
+    type=_FILE,
+    multiple=True,
+    help="JSON with an 'evaluations' section of a reference model to show beside ours "
+    "(repeatable).",
+)
+def card(metrics: Path, out: Path | None, registry: Path, anchors: tuple[Path, ...]) -> None:
+    """Render the Markdown model card for METRICS (a <stem>.metrics.json)."""
+    from sod_train.release.card import write_card
+
+    written = write_card(metrics, out, registry, anchors)
+    click.echo(f"wrote {written}")
+
+
+@click.command("register")
+@click.argument("model", type=_FILE)
+@click.option(
+    "--license",
+    "license_",
+    default="BSD-2-Clause-Patent",
+    show_default=True,
+    help="Licence of the weights.",
+)
+@click.option("--default", "make_default", is_flag=True, help="Make it the default model.")
+@click.option("--registry", type=_FILE, default=REGISTRY_PATH, show_default=True)
+def register(model: Path, license_: str, make_default: bool, registry: Path) -> None:
+    """Add MODEL (with its metrics JSON and card already in place) to the registry."""
+    from sod_train.release.registry import register_model
+
+    entry = register_model(model, license_, make_default, registry)
+    click.echo(
+        f"registered {entry['id']} ({entry['params']:,} params, sha256 {entry['sha256'][:12]}...)"
+    )

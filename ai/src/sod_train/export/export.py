@@ -1,0 +1,272 @@
+"""Export trained weights to a verified, drop-in ONNX file.
+
+Order matters: the ship gate is checked first, then the model is built in memory
+(BatchNorm folded, exported, simplified) and verified (opset, no BatchNormalization,
+every op on the allowlist, PyTorch-vs-onnxruntime parity at sizes that are and are
+not multiples of 8). Only a model that passed everything is written, atomically,
+with its golden vectors and metrics JSON beside it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import onnxsim
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from sod_train import __version__, atomicio
+from sod_train.check.allowlist import DEFAULT_ALLOWLIST, allowlist_violations, load_allowlist
+from sod_train.check.golden import write_golden
+from sod_train.data.decode import IMAGENET_MEAN, IMAGENET_STD
+from sod_train.errors import GateError, UserInputError
+from sod_train.guards import check_release_outputs
+from sod_train.model.unet import build_model, count_parameters
+from sod_train.train.loop import TrainResult
+
+OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "saliency_map"
+PARITY_SIZES = ((256, 256), (257, 263), (97, 131))
+PARITY_TOLERANCE = 1e-5
+METRICS_SCHEMA_VERSION = 1
+
+
+def check_gate(result: TrainResult, min_val_iou: float) -> None:
+    """Refuse to export a model whose best validation IoU is below ``min_val_iou``."""
+    if result.best_val_iou < min_val_iou:
+        raise GateError(
+            f"ship gate: best validation IoU {result.best_val_iou:.4f} (epoch {result.best_epoch}) "
+            f"is below --min-val-iou {min_val_iou}; nothing was written"
+        )
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode with every BatchNorm folded into its Conv.
+
+    Folds each Conv2d directly followed by a BatchNorm2d inside any ``nn.Sequential``
+    (the plain block's 3x3 conv, the separable block's pointwise conv); a BatchNorm
+    anywhere else is an error rather than a silently unfolded layer.
+    """
+    folded = copy.deepcopy(model).eval()
+    for seq in list(folded.modules()):
+        if not isinstance(seq, nn.Sequential):
+            continue
+        for i in range(len(seq) - 1):
+            if isinstance(seq[i], nn.Conv2d) and isinstance(seq[i + 1], nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
+                seq[i + 1] = nn.Identity()
+    if any(isinstance(m, nn.BatchNorm2d) for m in folded.modules()):
+        raise GateError("export: a BatchNorm layer was left unfolded")
+    return folded
+
+
+def to_onnx(model: nn.Module) -> onnx.ModelProto:
+    """Export at opset 17 with symbolic H, W, then simplify with onnxsim.
+
+    We use the TorchScript exporter (``dynamo=False``): for this small static graph it
+    gives a plain opset-17 graph with stable node names and byte-identical output
+    across runs, while the dynamo exporter targets newer opsets and adds an
+    opset-conversion step whose output has changed between torch releases.
+    """
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, 64, 64),),
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {2: "H", 3: "W"}, OUTPUT_NAME: {2: "H", 3: "W"}},
+            do_constant_folding=True,
+        )
+    simplified, ok = onnxsim.simplify(onnx.load_from_string(buf.getvalue()))
+    if not ok:
+        raise GateError("export: onnxsim could not validate the simplified model")
+    return simplified
+
+
+def verify_onnx(proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path) -> dict[str, Any]:
+    """Structural checks and parity; raises GateError naming the first thing wrong."""
+    onnx.checker.check_model(proto, full_check=True)
+    opsets = {imp.domain: imp.version for imp in proto.opset_import}
+    if opsets != {"": OPSET}:
+        raise GateError(f"export: opset import is {opsets}, expected exactly {{'': {OPSET}}}")
+    if any(node.op_type == "BatchNormalization" for node in proto.graph.node):
+        raise GateError("export: BatchNormalization node left in the graph")
+    violations = allowlist_violations(proto, load_allowlist(allowlist_path))
+    if violations:
+        raise GateError(
+            f"export: {len(violations)} node(s) not on {allowlist_path}: " + "; ".join(violations)
+        )
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    parity: dict[str, float] = {}
+    rng = np.random.default_rng(0)
+    for h, w in PARITY_SIZES:
+        x = rng.standard_normal((1, 3, h, w), dtype=np.float32)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+        if got.shape != (1, 1, h, w):
+            raise GateError(f"export: output shape {got.shape} at input {h}x{w}")
+        parity[f"{h}x{w}"] = float(np.abs(got - expected).max())
+        if parity[f"{h}x{w}"] > PARITY_TOLERANCE:
+            raise GateError(
+                f"export: PyTorch vs onnxruntime max abs diff {parity[f'{h}x{w}']:.2e} "
+                f"at {h}x{w} exceeds {PARITY_TOLERANCE}"
+            )
+    return {"ops": sorted({n.op_type for n in proto.graph.node}), "parity_max_abs_diff": parity}
+
+
+def build_metrics(
+    result: TrainResult,
+    model_id: str,
+    onnx_bytes: bytes,
+    checks: dict,
+    params: int,
+    min_val_iou: float,
+) -> dict[str, Any]:
+    """The metrics JSON, keys in a fixed order so two runs diff cleanly."""
+    return {
+        "schema_version": METRICS_SCHEMA_VERSION,
+        "model_id": model_id,
+        "created_by": f"sod-train {__version__}",
+        "contract": {
+            "input": {
+                "name": INPUT_NAME,
+                "dtype": "float32",
+                "shape": [1, 3, "H", "W"],
+                "normalisation": {
+                    "mean": list(IMAGENET_MEAN),
+                    "std": list(IMAGENET_STD),
+                    "range": "RGB/255",
+                },
+            },
+            "output": {
+                "name": OUTPUT_NAME,
+                "dtype": "float32",
+                "shape": [1, 1, "H", "W"],
+                "range": [0, 1],
+            },
+            "opset": OPSET,
+        },
+        "onnx": {
+            "file": f"{model_id}.onnx",
+            "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+            "bytes": len(onnx_bytes),
+            "opset": OPSET,
+            "ops": checks["ops"],
+            "parity_max_abs_diff": checks["parity_max_abs_diff"],
+        },
+        "model": {
+            "arch": {"anchor": "tiny_unet", "lite": "lite_unet"}[result.config.arch],
+            "config": result.config.model_config.to_dict(),
+            "params": params,
+        },
+        "config": result.config.to_dict(),
+        "data": result.data,
+        "training": {
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "best_val_iou": result.best_val_iou,
+            "best_val_iou_batch": result.best_val_iou_batch,
+            "seconds_total": sum(h["seconds"] for h in result.history),
+            **(
+                {"wall_seconds": time.time() - result.extra["started"]}
+                if "started" in result.extra
+                else {}
+            ),
+        },
+        "gate": {
+            "metric": "val_iou",
+            "value": result.best_val_iou,
+            "threshold": min_val_iou,
+            "passed": result.best_val_iou >= min_val_iou,
+        },
+        "environment": result.environment,
+    }
+
+
+def export(
+    result: TrainResult,
+    output: str | Path,
+    metrics_out: str | Path | None = None,
+    min_val_iou: float = 0.5,
+    allowlist_path: Path = DEFAULT_ALLOWLIST,
+    smoke: bool = False,
+) -> dict[str, Any]:
+    """Gate, build, verify, then write ``output`` (+ golden vectors + metrics JSON).
+
+    Returns the metrics dict. Raises GateError (exit 1) without writing anything when
+    the gate or a check fails.
+    """
+    output = Path(output)
+    check_release_outputs(output, metrics_out, reads=[("the op allowlist", allowlist_path)])
+    check_gate(result, min_val_iou)
+    model = build_model(result.config.model_config)
+    try:
+        model.load_state_dict(result.best_state)
+    except RuntimeError as exc:
+        raise UserInputError(
+            f"weights do not fit the recorded model config {result.config.model_config}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+    params = count_parameters(model)
+    folded = fold_batchnorm(model)
+    proto = to_onnx(folded)
+    checks = verify_onnx(proto, folded, allowlist_path)
+    onnx_bytes = proto.SerializeToString()
+    metrics = build_metrics(result, output.stem, onnx_bytes, checks, params, min_val_iou)
+    if smoke or result.config.preset == "smoke-cpu":
+        metrics["smoke"] = True
+    metrics_text = json.dumps(finite_or_null(metrics), indent=2, allow_nan=False) + "\n"
+    metrics_path = Path(metrics_out) if metrics_out else output.with_suffix(".metrics.json")
+    write_release(output, onnx_bytes, metrics_path, metrics_text)
+    return metrics
+
+
+def finite_or_null(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats (a diverged epoch's loss) replaced by None: valid JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [finite_or_null(v) for v in obj]
+    return obj
+
+
+def write_release(output: Path, onnx_bytes: bytes, metrics_path: Path, metrics_text: str) -> None:
+    """Write the metrics JSON, golden vectors and ONNX file, all or nothing.
+
+    Everything goes to temp files first; only when all three are complete are they
+    renamed into place, the ONNX file last, so a host never sees a model without its
+    golden vectors and metrics.
+    """
+    golden_path = output.with_suffix(".golden.json")
+    try:
+        with (
+            atomicio.atomic_path(output) as onnx_tmp,
+            atomicio.atomic_path(golden_path) as golden_tmp,
+            atomicio.atomic_path(metrics_path) as metrics_tmp,
+        ):
+            onnx_tmp.write_bytes(onnx_bytes)
+            write_golden(onnx_tmp, golden_tmp, model_file=output.name)
+            metrics_tmp.write_text(metrics_text)
+    except OSError as exc:
+        raise UserInputError(f"{exc.filename or output}: cannot write ({exc.strerror})") from None

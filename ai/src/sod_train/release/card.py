@@ -1,0 +1,536 @@
+"""Render a Markdown model card from a metrics JSON (and the model's registry entry).
+
+The card is what a person reads before wiring the model into a host: the contract, where
+the training data comes from and under which terms, how it was trained, how good it is,
+and what it cannot do. Every number comes from the metrics JSON, so the card cannot drift
+from the model; the output is deterministic (same input, same bytes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sod_train import atomicio
+from sod_train.errors import UserInputError
+from sod_train.guards import check_output_file, refuse_aliases
+from sod_train.paths import CARD_DIR, REGISTRY_PATH, REPO_ROOT
+from sod_train.release.schema import (
+    QUALITY_METRICS,
+    load_json,
+    validate_evaluations,
+    validate_metrics,
+    validate_registry,
+)
+
+DUTS_CITATION = (
+    "Wang et al., *Learning to Detect Salient Objects with Image-Level Supervision*, CVPR 2017"
+)
+
+
+def _esc(value: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    """A number with fixed decimals (integers as-is); anything else via str."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—" if value is None else _esc(value)
+    return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
+
+
+def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+    """Markdown table lines."""
+    headers = list(headers)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _shape(shape: list[Any]) -> str:
+    return "[" + ", ".join(str(dim) for dim in shape) + "]"
+
+
+def _summary(m: dict[str, Any], entry: dict[str, Any] | None) -> list[str]:
+    model, onnx, data, training, gate = m["model"], m["onnx"], m["data"], m["training"], m["gate"]
+    size = f"{model['params']:,} parameters"
+    if "macs_256" in model:
+        size += f", {model['macs_256'] / 1e6:.1f} M multiply-accumulates at 256×256"
+    epochs = len(training["history"])
+    lines = [
+        "## Summary",
+        "",
+        f"- **Model:** `{m['model_id']}`, architecture `{model['arch']}`, {size}.",
+        f"- **File:** `{onnx['file']}`, {onnx['bytes']:,} bytes, sha256 `{onnx['sha256']}`.",
+        f"- **Weights licence:** {_licence(entry)}.",
+        f"- **Trained on:** {data['name']}, {data['train']:,} training and {data['val']:,} "
+        f"validation pairs, {epochs} epoch(s).",
+        f"- **Validation IoU** (best epoch {training['best_epoch']}): "
+        f"{_num(training['best_val_iou'])} per image, "
+        f"{_num(training['best_val_iou_batch'])} per batch.",
+        f"- **Training gate:** {gate['metric']} {_num(gate['value'])} ≥ {_num(gate['threshold'])}: "
+        f"{'passed' if gate['passed'] else 'FAILED'}.",
+    ]
+    for name, ev in m.get("evaluations", {}).items():
+        q = ev["metrics"]
+        lines.append(
+            f"- **{_esc(name)}** (n={ev['n']}): maxF {_num(q['maxF'])}, Sm {_num(q['Sm'])}, "
+            f"MAE {_num(q['MAE'])}."
+        )
+    env = m["environment"]
+    lines.append(
+        f"- **Built by:** {m.get('created_by', 'sod-train')}, git commit "
+        f"`{env.get('git_commit') or 'unknown'}`."
+    )
+    return [*lines, ""]
+
+
+def _licence(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "not recorded (model not in `model/tiny/registry.json`)"
+    return _esc(entry["license"])
+
+
+def _contract(m: dict[str, Any]) -> list[str]:
+    contract, onnx = m["contract"], m["onnx"]
+    inp, out = contract["input"], contract["output"]
+    norm = inp["normalisation"]
+    parity = ", ".join(f"{size}: {diff:.1e}" for size, diff in onnx["parity_max_abs_diff"].items())
+    lines = [
+        "## Host contract",
+        "",
+        *_table(
+            ["tensor", "name", "dtype", "shape", "values"],
+            [
+                [
+                    "input",
+                    f"`{inp['name']}`",
+                    inp["dtype"],
+                    _shape(inp["shape"]),
+                    f"RGB, NCHW, {norm['range']} then (x − mean) / std per channel",
+                ],
+                [
+                    "output",
+                    f"`{out['name']}`",
+                    out["dtype"],
+                    _shape(out["shape"]),
+                    f"saliency in [{out['range'][0]}, {out['range'][1]}], same H×W as the input",
+                ],
+            ],
+        ),
+        "",
+        f"- **Normalisation the host applies** (the model does not): scale 8-bit RGB to [0, 1] "
+        f"({norm['range']}), subtract mean {norm['mean']}, divide by std {norm['std']} "
+        "(ImageNet statistics), channel order R, G, B.",
+        "- **Any size:** H and W are symbolic; the model runs at any H, W ≥ 1 and returns a map "
+        "of the same size, no padding or multiple-of-N rule. `sod-train check` runs it at "
+        "sizes from 1×1 to 1080×1920.",
+        f"- **Export parity** (PyTorch vs onnxruntime, max |difference|): {parity}.",
+        f"- **Opset** {contract['opset']}, default ONNX domain only; no external data.",
+        f"- **Operators** ({len(onnx['ops'])}): " + ", ".join(f"`{op}`" for op in onnx["ops"]),
+        "",
+    ]
+    return lines
+
+
+def _data(m: dict[str, Any], entry: dict[str, Any] | None) -> list[str]:
+    data = m["data"]
+    counts = (
+        f"{data['pairs']:,} image/mask pairs: {data['train']:,} for training, "
+        f"{data['val']:,} held out for validation"
+    )
+    if data.get("skipped_bad"):
+        counts += f", {data['skipped_bad']} skipped as unreadable"
+    if data["name"].upper().startswith("DUTS"):
+        source = f"**{data['name']}** from the DUTS data set ({DUTS_CITATION}): {counts}."
+        terms = [
+            "- **Data terms:** the DUTS authors release DUTS free for academic research. "
+            "The images are never redistributed with this model, this repository or its "
+            "releases; users obtain DUTS themselves (`sod-train fetch`).",
+        ]
+    else:
+        source = f"**{_esc(data['name'])}**: {counts}. Provenance not recorded by sod-train."
+        terms = ["- **Data terms:** those of the data set's owner."]
+    lines = [
+        "## Training data and licence terms",
+        "",
+        source,
+        "",
+        *terms,
+        f"- **Weights licence:** {_licence(entry)}. The weights are derived from the training "
+        "images; check the data terms above before any non-academic use.",
+        f"- **Data digest** (sha256 recorded by the trainer): `{data['digest']}`.",
+    ]
+    skipped = data.get("skipped_files") or []
+    if skipped:
+        shown = ", ".join(f"`{_esc(name)}`" for name in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        lines.append(f"- **Skipped files:** {shown}{more}.")
+    return [*lines, ""]
+
+
+def _recipe(m: dict[str, Any]) -> list[str]:
+    def show(value: Any) -> str:
+        return _esc(value if isinstance(value, str) else json.dumps(value))
+
+    env = m["environment"]
+    lines = [
+        "## Recipe",
+        "",
+        *_table(["setting", "value"], [[f"`{k}`", show(v)] for k, v in m["config"].items()]),
+        "",
+    ]
+    arch = m["model"].get("config") or {}
+    if arch:
+        lines.append(
+            f"- **Architecture `{m['model']['arch']}`:** "
+            + ", ".join(f"`{k}={show(v)}`" for k, v in arch.items())
+        )
+    versions = ", ".join(
+        f"{name} {env[name]}"
+        for name in ("python", "torch", "onnx", "onnxruntime", "onnxsim")
+        if name in env
+    )
+    lines.append(f"- **Environment:** {env.get('device', 'unknown device')}; {versions}.")
+    if "deterministic" in env:
+        nondet = env.get("nondeterministic") or []
+        detail = f" (non-deterministic: {', '.join(nondet)})" if nondet else ""
+        verdict = "yes" if env["deterministic"] else "no"
+        lines.append(f"- **Deterministic training:** {verdict}{detail}.")
+    return [*lines, ""]
+
+
+def _fold_iou(m: dict[str, Any], anchors: Mapping[str, dict[str, Any]]) -> list[str]:
+    training, config, gate = m["training"], m["config"], m["gate"]
+    data = m["data"]
+    fold = f"{data['val']:,} held-out {data['name']} pairs"
+    if data["pairs"]:
+        share = data["val"] / data["pairs"]
+        fold += f" ({share:.1%} of {data['pairs']:,}, split seed {config['seed']})"
+    rows = [
+        [
+            f"this model, best epoch {training['best_epoch']} "
+            f"(validated at {config.get('val_crop') or config['crop_size']})",
+            _num(training["best_val_iou"]),
+            _num(training["best_val_iou_batch"]),
+        ]
+    ]
+    recorded = {"this model": m.get("fold_iou")} | {
+        f"anchor `{_esc(label)}`": doc.get("fold_iou") for label, doc in anchors.items()
+    }
+    for label, f in recorded.items():
+        if f:
+            rows.append(
+                [
+                    f"{label}, `sod-train fold-iou` (crop {f['crop']}, n {f['n']})",
+                    _num(f["iou"]),
+                    _num(f["iou_batch"]),
+                ]
+            )
+    return [
+        "## Validation-fold IoU",
+        "",
+        f"Measured on {fold}: shorter side resized to the crop, centre crop, map "
+        "thresholded at 0.5, IoU per image (+1e-6 smoothing). **Per image** is the mean "
+        "over images; **per batch** is the anchor's protocol: the mean of the per-image "
+        "IoUs within each batch of 32, then over batches.",
+        "",
+        *_table(["", "per image", "per batch"], rows),
+        "",
+        f"Gate: `{gate['metric']}` ≥ {_num(gate['threshold'])}; this model: "
+        f"{_num(gate['value'])}, {'passed' if gate['passed'] else 'FAILED'}.",
+        "",
+    ]
+
+
+def _history(m: dict[str, Any]) -> list[str]:
+    training = m["training"]
+    history = training["history"]
+    lines = ["## Training history", ""]
+    if not history:
+        return [*lines, "No epochs recorded.", ""]
+    seconds = training["seconds_total"]
+    lines += [
+        f"{len(history)} epoch(s), {seconds:.0f} s in total ({seconds / 60:.1f} min) on "
+        f"{m['environment'].get('device', 'an unrecorded device')}. First, best and last epoch:",
+        "",
+    ]
+    keys = ["train_loss", "val_loss", "val_iou", "val_iou_batch", "lr", "img_per_s"]
+    picked = {row["epoch"]: row for row in (history[0], history[-1])}
+    picked.update({row["epoch"]: row for row in history if row["epoch"] == training["best_epoch"]})
+    rows = []
+    for epoch in sorted(picked):
+        row = picked[epoch]
+        label = f"{epoch} (best)" if epoch == training["best_epoch"] else str(epoch)
+        rows.append([label, *(_history_cell(k, row.get(k)) for k in keys)])
+    return [*lines, *_table(["epoch", *keys], rows), ""]
+
+
+def _history_cell(key: str, value: Any) -> str:
+    if key == "lr" and isinstance(value, int | float):
+        return f"{value:.2e}"
+    return _num(value, 1 if key == "img_per_s" else 4)
+
+
+def _evaluations(m: dict[str, Any], anchors: Mapping[str, dict[str, Any]]) -> list[str]:
+    lines = ["## Benchmark evaluation", ""]
+    evals = m.get("evaluations", {})
+    if not evals:
+        return [*lines, "No evaluations recorded; run `sod-train evaluate`.", ""]
+    rows = []
+    for name, ev in evals.items():
+        rows.append(_eval_row(f"**{_esc(name)}**", ev))
+        for label, anchor in anchors.items():
+            if name in anchor["evaluations"]:
+                row_label = f"{_esc(name)}, anchor `{_esc(label)}`"
+                rows.append(_eval_row(row_label, anchor["evaluations"][name]))
+    lines += [
+        "Higher is better except MAE. F-measures use β² = 0.3; IoU thresholds the map at 0.5.",
+        "",
+        *_table(["data set", "n", "size", *QUALITY_METRICS], rows),
+        "",
+    ]
+    for name, ev in evals.items():
+        protocol = _esc(ev["protocol"])
+        lines.append(f"- **{_esc(name)}** protocol: {protocol} (data digest `{ev['digest']}`)")
+    return [*lines, ""]
+
+
+def _eval_row(label: str, ev: dict[str, Any]) -> list[str]:
+    size = ev["size"]
+    shown = f"{size}×{size}" if isinstance(size, int) else "native"
+    return [label, str(ev["n"]), shown, *(_num(ev["metrics"][k]) for k in QUALITY_METRICS)]
+
+
+def _latency(m: dict[str, Any]) -> list[str]:
+    lines = ["## Latency", ""]
+    latency = m.get("latency")
+    if not latency:
+        return [*lines, "Not recorded in the metrics JSON (`sod-train bench` measures it).", ""]
+
+    def order(key: str) -> tuple[int, int]:
+        h, _, w = key.partition("x")
+        return int(h), int(w or h)
+
+    rows = [
+        ["{}×{}".format(*order(key)), f"{latency[key]:.2f}"] for key in sorted(latency, key=order)
+    ]
+    return [
+        *lines,
+        "Milliseconds per image, as recorded in the metrics JSON.",
+        "",
+        *_table(["input H×W", "ms / image"], rows),
+        "",
+    ]
+
+
+def _cost(m: dict[str, Any]) -> list[str]:
+    """Params, GMAC per 256² frame and 1080p CPU latency, ours beside the anchors (``cost``)."""
+    cost = m.get("cost")
+    if not cost:
+        return []
+    rows = [
+        [
+            f"`{_esc(name)}`",
+            f"{row['params']:,}",
+            _num(row.get("gmac_256"), 3),
+            _num(row.get("ms_1080p_1t"), 1),
+            _num(row.get("ms_1080p_2t"), 1),
+        ]
+        for name, row in cost["models"].items()
+    ]
+    return [
+        "## Cost",
+        "",
+        _esc(cost["note"]),
+        "",
+        *_table(
+            ["model", "params (ONNX)", "GMAC / 256²", "1080p ms, 1 thread", "1080p ms, 2 threads"],
+            rows,
+        ),
+        "",
+    ]
+
+
+def _build(m: dict[str, Any]) -> list[str]:
+    """How to rebuild the file bit-exactly, and whether that was checked (``build``)."""
+    build = m.get("build")
+    if not build:
+        return []
+    env = m["environment"]
+    wall = m["training"].get("wall_seconds")
+    lines = [
+        "## Reproducible build",
+        "",
+        "Command (from a checkout of the commit below, DUTS-TR from the public copy):",
+        "",
+        "```sh",
+        build["command"],
+        "```",
+        "",
+        f"- **Commit:** `{env.get('git_commit') or 'unknown'}`.",
+        f"- **Machine:** {_esc(build['machine'])}; torch threads {env.get('threads')}, "
+        f"bf16 autocast {'on' if env.get('amp') else 'off'} "
+        f"(CPU bf16 features: {', '.join(env.get('cpu_bf16_features') or []) or 'none'}).",
+        "- **Versions:** "
+        + ", ".join(
+            f"{name} {env[name]}"
+            for name in ("python", "torch", "onnx", "onnxruntime", "onnxsim")
+            if name in env
+        )
+        + ".",
+    ]
+    if wall is not None:
+        lines.append(f"- **Wall time:** {wall / 60:.1f} min for the whole command.")
+    lines.append(f"- **ONNX sha256:** `{m['onnx']['sha256']}`.")
+    lines.append(f"- **Reproduced:** {_esc(build['reproduced'])}")
+    return [*lines, ""]
+
+
+def _golden(m: dict[str, Any]) -> list[str]:
+    name = f"{Path(m['onnx']['file']).stem}.golden.json"
+    return [
+        "## Golden vectors",
+        "",
+        f"`{name}`, written by `sod-train export` next to `{m['onnx']['file']}`: fixed "
+        "inputs from an integer formula any C program reproduces bit-exactly (including an "
+        "odd size), the SHA-256 of each input tensor, and the expected output statistics, a "
+        "pixel sample and, for small cases, the full map, with an absolute tolerance. "
+        "Layout and host procedure: `docs/golden.md`. `sod-train check` verifies them; a host "
+        "should feed the same inputs through its own preprocessing and runtime and compare, "
+        "which catches channel-order, layout and normalisation mistakes.",
+        "",
+    ]
+
+
+def _limits(m: dict[str, Any]) -> list[str]:
+    name = m["data"]["name"]
+    domain = (
+        "natural photos, mostly one dominant object. Expect weaker maps for several or tiny "
+        "objects, and for documents, screenshots, medical or other out-of-domain images."
+        if name.upper().startswith("DUTS")
+        else "expect weaker maps on images unlike that data set."
+    )
+    lines = [
+        "## Known limits",
+        "",
+        f"- Trained only on {_esc(name)}: {domain}",
+        "- The output is a soft saliency map, not instance segmentation; the host picks the "
+        "threshold (0.5 is used for IoU here).",
+        "- The validation-fold IoU comes from the training distribution and is optimistic; "
+        "the benchmark table is the fairer measure.",
+        "- Compute and memory grow linearly with H×W; downscale very large inputs.",
+    ]
+    if not m.get("evaluations"):
+        lines.append("- No benchmark evaluation is recorded for this model.")
+    if not m["gate"]["passed"]:
+        lines.append("- This model FAILED its training gate.")
+    if m.get("smoke"):
+        lines.append("- Smoke model: a short run, far below a release model's quality.")
+    return [*lines, ""]
+
+
+def render_card(
+    metrics: dict[str, Any],
+    registry_entry: dict[str, Any] | None,
+    anchors: Mapping[str, dict[str, Any]] | None = None,
+) -> str:
+    """The Markdown model card for a schema-valid metrics document.
+
+    ``registry_entry`` supplies the weights licence (None: not registered). ``anchors``
+    maps a label to another model's document (its ``evaluations`` and, if present,
+    ``fold_iou``), shown beside ours for what both have.
+    """
+    smoke = bool(metrics.get("smoke")) or bool(registry_entry and registry_entry.get("smoke"))
+    lines = [f"# Model card: {metrics['model_id']}", ""]
+    if smoke:
+        lines += [
+            "> **Warning: smoke model.** A short demo/CI run (a few CPU epochs, or synthetic "
+            "data), not a release; its numbers show the pipeline works, not what a trained "
+            "model reaches. Do not ship it.",
+            "",
+        ]
+    lines += _summary(metrics, registry_entry)
+    lines += _contract(metrics)
+    lines += _data(metrics, registry_entry)
+    lines += _recipe(metrics)
+    lines += _fold_iou(metrics, anchors or {})
+    lines += _history(metrics)
+    lines += _evaluations(metrics, anchors or {})
+    lines += _cost(metrics)
+    lines += _latency(metrics)
+    lines += _build(metrics)
+    lines += _golden(metrics)
+    lines += _limits(metrics)
+    lines.append(
+        f"*Generated by `sod-train card` from `{metrics['model_id']}.metrics.json`; "
+        "edit the metrics or the registry, not this file.*"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _registry_entry(model_id: str, registry_path: Path) -> dict[str, Any] | None:
+    """The registry entry for ``model_id``, or None if the model (or default registry) is absent."""
+    if registry_path == REGISTRY_PATH and not registry_path.exists():
+        return None
+    registry = load_json(registry_path, "the model registry")
+    problems = validate_registry(registry)
+    if problems:
+        raise UserInputError(f"{registry_path}: invalid registry: {problems[0]}")
+    return next((e for e in registry["models"] if e["id"] == model_id), None)
+
+
+def _load_anchor(path: Path) -> tuple[str, dict[str, Any]]:
+    """(label, document) of an anchor file: a JSON object with an ``evaluations`` section
+    and optionally a ``fold_iou`` section (as ``sod-train fold-iou --record`` writes)."""
+    doc = load_json(path, "the anchor metrics")
+    if not isinstance(doc, dict) or "evaluations" not in doc:
+        raise UserInputError(f"{path}: no 'evaluations' section to compare against")
+    problems = validate_evaluations(doc["evaluations"])
+    if problems:
+        raise UserInputError(f"{path}: invalid evaluations: {problems[0]}")
+    label = doc.get("model_id") or path.name.removesuffix(".json").removesuffix(".metrics")
+    return str(label), doc
+
+
+def write_card(
+    metrics_path: Path,
+    out: Path | None = None,
+    registry_path: Path = REGISTRY_PATH,
+    anchor_paths: Iterable[Path] = (),
+) -> Path:
+    """Render the card for a metrics file and write it atomically; return the path written.
+
+    Default destination: the registry entry's ``card`` path, else
+    ``docs/ai/models/<id>.md`` under the repository root.
+    """
+    metrics = load_json(metrics_path, "the metrics JSON")
+    problems = validate_metrics(metrics)
+    if problems:
+        raise UserInputError(f"{metrics_path}: not a valid metrics file: {problems[0]}")
+    anchor_paths = [Path(p) for p in anchor_paths]
+    if out is not None:  # checked before anything else is read
+        _check_out(Path(out), metrics_path, Path(registry_path), anchor_paths)
+    entry = _registry_entry(metrics["model_id"], Path(registry_path))
+    if entry is not None and entry["sha256"] != metrics["onnx"]["sha256"]:
+        raise UserInputError(
+            f"{registry_path}: entry '{entry['id']}' has sha256 {entry['sha256']} but "
+            f"{metrics_path} describes {metrics['onnx']['sha256']}"
+        )
+    anchors = dict(_load_anchor(path) for path in anchor_paths)
+    if out is None:
+        out = REPO_ROOT / (entry["card"] if entry else CARD_DIR / f"{metrics['model_id']}.md")
+        _check_out(Path(out), metrics_path, Path(registry_path), anchor_paths)
+    atomicio.write_bytes(out, render_card(metrics, entry, anchors).encode("utf-8"))
+    return Path(out)
+
+
+def _check_out(out: Path, metrics_path: Path, registry_path: Path, anchors: list[Path]) -> None:
+    """The card's path must be writable and must not be any file the card is made from."""
+    check_output_file(out, "the model card")
+    reads = [("the metrics JSON", Path(metrics_path)), ("the registry", registry_path)]
+    reads += [("the anchor metrics", path) for path in anchors]
+    refuse_aliases(reads, [("the card", out)])

@@ -1,0 +1,218 @@
+"""Validate the release artefacts hosts rely on: the metrics JSON and the model registry.
+
+The JSON Schemas live in ``model/tiny/`` (``metrics.schema.json``, ``registry.schema.json``)
+so that non-Python tools can use them too; :mod:`jsonschema` applies them here. The few
+rules a schema cannot state (the model id is the ONNX stem, registry ids are unique, the
+default names a listed model, files match their recorded hashes) are checked in code.
+
+Every function returns a list of ``"where: problem"`` lines, empty when all is well, so a
+caller can print every problem at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sod_train.errors import UserInputError
+from sod_train.paths import MODEL_DIR, REPO_ROOT
+
+SCHEMA_DIR = MODEL_DIR
+METRICS_SCHEMA_PATH = SCHEMA_DIR / "metrics.schema.json"
+REGISTRY_SCHEMA_PATH = SCHEMA_DIR / "registry.schema.json"
+
+# The nine quality metrics of an evaluation, in table order; MAE is the only lower-is-better.
+QUALITY_METRICS = ("maxF", "meanF", "adpF", "wF", "Sm", "meanEm", "maxEm", "MAE", "IoU")
+LOWER_IS_BETTER = frozenset({"MAE"})
+
+_MAX_MESSAGE = 160
+
+
+@functools.cache
+def _load_schema(schema_path: Path) -> dict[str, Any]:
+    """The parsed schema file (read once per process)."""
+    try:
+        return json.loads(schema_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserInputError(f"{schema_path}: cannot read schema ({exc})") from None
+
+
+@functools.cache
+def _validator(schema_path: Path, definition: str | None = None) -> Any:
+    """A Draft 2020-12 validator for a schema file, or for one of its ``$defs`` entries."""
+    try:
+        import jsonschema
+    except ImportError:
+        raise UserInputError(
+            "jsonschema is not installed: pip install 'jsonschema>=4' "
+            "(needed to validate metrics and registry files)"
+        ) from None
+    schema = _load_schema(schema_path)
+    if definition is not None:
+        schema = {**schema, "$ref": f"#/$defs/{definition}"}
+        for key in ("type", "required", "properties", "if", "then", "else"):
+            schema.pop(key, None)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _schema_problems(obj: Any, schema_path: Path, definition: str | None = None) -> list[str]:
+    """Every schema violation of ``obj`` as ``"dotted.path: message"``, in a stable order.
+
+    NaN and Infinity are rejected too: JSON has no such numbers, and a range check in the
+    schema would let NaN through.
+    """
+    try:
+        json.dumps(obj, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return [f"(document): not representable as strict JSON ({exc})"]
+    lines = []
+    for error in _validator(schema_path, definition).iter_errors(obj):
+        where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        message = error.message
+        if len(message) > _MAX_MESSAGE:
+            message = message[: _MAX_MESSAGE - 3] + "..."
+        lines.append(f"{where}: {message}")
+    return sorted(set(lines))
+
+
+def load_json(path: Path, what: str = "the JSON file") -> Any:
+    """Parse a JSON file strictly and boundedly; UserInputError naming the file if not.
+
+    One reader for every JSON the tools take (:func:`sod_train.guards.read_json`):
+    regular files only, a size and nesting-depth limit, NaN/Infinity rejected.
+    """
+    from sod_train.guards import read_json
+
+    return read_json(path, what)
+
+
+def validate_metrics(obj: Any) -> list[str]:
+    """Problems with a metrics JSON document (parsed), checked against metrics.schema.json.
+
+    Also checks that ``model_id`` is the stem of ``onnx.file``, which ties the metrics to
+    the model they describe.
+    """
+    problems = _schema_problems(obj, METRICS_SCHEMA_PATH)
+    if not problems:
+        stem = Path(obj["onnx"]["file"]).stem
+        if obj["model_id"] != stem:
+            problems.append(f"model_id: '{obj['model_id']}' is not the ONNX file's stem '{stem}'")
+    return problems
+
+
+def validate_evaluations(obj: Any) -> list[str]:
+    """Problems with an ``evaluations`` section on its own (e.g. an anchor model's results)."""
+    return _schema_problems(obj, METRICS_SCHEMA_PATH, "evaluations")
+
+
+def validate_registry(obj: Any) -> list[str]:
+    """Problems with a registry document (parsed): schema, unique ids, default is listed."""
+    problems = _schema_problems(obj, REGISTRY_SCHEMA_PATH)
+    if problems:
+        return problems
+    ids = [entry["id"] for entry in obj["models"]]
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        problems.append(f"models: id '{dup}' appears more than once")
+    if obj["default"] is not None and obj["default"] not in ids:
+        problems.append(f"default: '{obj['default']}' is not the id of any listed model")
+    return problems
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def conv_params(model: Any) -> int:
+    """Number of values in the Conv/ConvTranspose weight and bias initializers of an ONNX model.
+
+    This is what the registry records as ``params``: after BatchNorm folding it is the
+    model's true parameter count, computed from the shipped file rather than from PyTorch.
+    """
+    import numpy as np
+
+    inits = {init.name: init for init in model.graph.initializer}
+    names = {
+        name
+        for node in model.graph.node
+        if node.op_type in ("Conv", "ConvTranspose") and node.domain in ("", "ai.onnx")
+        for name in node.input[1:3]
+        if name in inits
+    }
+    return sum(int(np.prod(inits[name].dims, dtype=np.int64)) for name in names)
+
+
+def registry_entry_problems(entry: dict[str, Any], root: Path = REPO_ROOT) -> list[str]:
+    """Compare one (schema-valid) registry entry with the ONNX, metrics and card files it names."""
+    where = f"models[{entry['id']}]"
+    onnx_path = root / entry["onnx"]
+    if not onnx_path.is_file():
+        return [f"{where}: ONNX file {entry['onnx']} not found"]
+    problems = []
+    actual_sha = sha256_file(onnx_path)
+    if actual_sha != entry["sha256"]:
+        problems.append(f"{where}.sha256: {entry['sha256']} but {entry['onnx']} has {actual_sha}")
+    size = onnx_path.stat().st_size
+    if size != entry["bytes"]:
+        problems.append(f"{where}.bytes: {entry['bytes']} but {entry['onnx']} has {size}")
+    from sod_train.check.modelio import read_model
+
+    try:
+        _, model = read_model(onnx_path)
+    except UserInputError as exc:  # any read or decode failure is a problem, not a crash
+        problems.append(f"{where}: {entry['onnx']} is not a loadable ONNX model ({exc})")
+    else:
+        opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
+        if opsets.get("ai.onnx") != entry["opset"]:
+            problems.append(f"{where}.opset: {entry['opset']} but the model imports {opsets}")
+        params = conv_params(model)
+        if params != entry["params"]:
+            problems.append(f"{where}.params: {entry['params']} but the model has {params}")
+    problems += _entry_metrics_problems(entry, root, actual_sha)
+    if not (root / entry["card"]).is_file():
+        problems.append(f"{where}: model card {entry['card']} not found (run sod-train card)")
+    return problems
+
+
+def _entry_metrics_problems(entry: dict[str, Any], root: Path, onnx_sha: str) -> list[str]:
+    """Check that the entry's metrics file exists, validates and describes this ONNX file."""
+    where = f"models[{entry['id']}]"
+    if not (root / entry["metrics"]).exists():
+        return [f"{where}: metrics file {entry['metrics']} not found"]
+    try:
+        metrics = load_json(root / entry["metrics"], "the metrics JSON")
+    except UserInputError as exc:
+        return [f"{where}: metrics file {entry['metrics']} is unreadable ({exc})"]
+    invalid = validate_metrics(metrics)
+    if invalid:
+        return [f"{where}: {entry['metrics']}: {line}" for line in invalid]
+    problems = []
+    if metrics["onnx"]["sha256"] != onnx_sha:
+        problems.append(f"{where}: {entry['metrics']} describes an ONNX file with another sha256")
+    if metrics["model_id"] != entry["id"]:
+        problems.append(f"{where}: {entry['metrics']} is for model '{metrics['model_id']}'")
+    if bool(metrics.get("smoke", False)) != entry["smoke"]:
+        problems.append(f"{where}.smoke: {entry['smoke']} but {entry['metrics']} says otherwise")
+    return problems
+
+
+def registry_file_problems(registry: dict[str, Any], root: Path = REPO_ROOT) -> list[str]:
+    """Check a registry document and every file its entries name (paths relative to root).
+
+    Catches a model re-exported without updating the registry, a stale metrics file and a
+    missing card: the registry is what release tooling and hosts trust.
+    """
+    problems = validate_registry(registry)
+    if problems:
+        return problems
+    for entry in registry["models"]:
+        problems += registry_entry_problems(entry, Path(root))
+    return problems
