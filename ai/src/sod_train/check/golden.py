@@ -39,15 +39,14 @@ from typing import Any
 import numpy as np
 
 from sod_train import __version__, atomicio
+from sod_train.contract import IMAGENET_MEAN, IMAGENET_STD, INPUT_NAME, OUTPUT_NAME
 from sod_train.errors import UserInputError
 from sod_train.guards import MAX_SIDE, read_json, refuse_aliases
 
 FORMAT = "sod-train-golden"
 FORMAT_VERSION = 1
-INPUT_NAME = "input"
-OUTPUT_NAME = "saliency_map"
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
+STD = np.array(IMAGENET_STD, dtype=np.float32)
 GOLDEN_SIZES: tuple[tuple[int, int], ...] = ((64, 64), (37, 53), (256, 256))
 DEFAULT_TOLERANCE = 1e-4
 FULL_MAP_MAX_PIXELS = 4096
@@ -244,8 +243,8 @@ def write_golden(
             "name": INPUT_NAME,
             "layout": "NCHW float32, batch 1",
             "formula": FORMULA,
-            "mean": [float(v) for v in (0.485, 0.456, 0.406)],
-            "std": [float(v) for v in (0.229, 0.224, 0.225)],
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
         },
         "output": {"name": OUTPUT_NAME, "layout": "[1, 1, H, W] float32, row-major map"},
         "tolerance": {"abs": tolerance, "sum": "abs * H * W"},

@@ -23,10 +23,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from sod_train.contract import IMAGENET_MEAN, IMAGENET_STD
 from sod_train.data.pairs import Pair, mask_problem
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 TRAIN_MARGIN = 32  # training images keep crop + 32 pixels on the shorter side
 
 

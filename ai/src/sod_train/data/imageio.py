@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from sod_train.contract import IMAGENET_MEAN, IMAGENET_STD
 from sod_train.errors import UserInputError
 from sod_train.guards import open_regular
 
@@ -44,8 +45,8 @@ def max_image_pixels() -> int | None:
     return Image.MAX_IMAGE_PIXELS or None
 
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
+_STD = np.array(IMAGENET_STD, dtype=np.float32)
 
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 _DECODE_ERRORS = (
@@ -167,5 +168,5 @@ def to_model_input(rgb: np.ndarray, size: int | tuple[int, int] | None = None) -
     if size is not None:
         height, width = (size, size) if isinstance(size, int) else size
         rgb = resize_rgb(rgb, height, width)
-    x = (rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    x = (rgb.astype(np.float32) / 255.0 - _MEAN) / _STD
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])

@@ -32,12 +32,14 @@ from functools import cached_property
 
 import numpy as np
 
+from sod_train.contract import QUALITY_METRICS
+
 EPS = np.spacing(1.0)  # MATLAB's eps, as in the reference implementations
 F_BETA2 = 0.3
 S_ALPHA = 0.5
 WF_BETA = 1.0
 GT_THRESHOLD = 128
-METRIC_KEYS = ("maxF", "meanF", "adpF", "wF", "Sm", "meanEm", "maxEm", "MAE", "IoU")
+METRIC_KEYS = QUALITY_METRICS  # the contract's list, in its order
 
 
 # --------------------------------------------------------------------------- helpers

@@ -28,17 +28,23 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from sod_train import __version__, atomicio
-from sod_train.check.allowlist import DEFAULT_ALLOWLIST, allowlist_violations, load_allowlist
+from sod_train.check.allowlist import DEFAULT_ALLOWLIST, load_allowlist
+from sod_train.check.check import check_proto
 from sod_train.check.golden import write_golden
-from sod_train.data.decode import IMAGENET_MEAN, IMAGENET_STD
+from sod_train.contract import (
+    HEIGHT,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INPUT_NAME,
+    OPSET,
+    OUTPUT_NAME,
+    WIDTH,
+)
 from sod_train.errors import GateError, UserInputError
 from sod_train.guards import check_release_outputs
 from sod_train.model.unet import build_model, count_parameters
 from sod_train.train.loop import TrainResult
 
-OPSET = 17
-INPUT_NAME = "input"
-OUTPUT_NAME = "saliency_map"
 PARITY_SIZES = ((256, 256), (257, 263), (97, 131))
 PARITY_TOLERANCE = 1e-5
 METRICS_SCHEMA_VERSION = 1
@@ -92,7 +98,7 @@ def to_onnx(model: nn.Module) -> onnx.ModelProto:
             opset_version=OPSET,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {2: "H", 3: "W"}, OUTPUT_NAME: {2: "H", 3: "W"}},
+            dynamic_axes={INPUT_NAME: {2: HEIGHT, 3: WIDTH}, OUTPUT_NAME: {2: HEIGHT, 3: WIDTH}},
             do_constant_folding=True,
         )
     simplified, ok = onnxsim.simplify(onnx.load_from_string(buf.getvalue()))
@@ -102,19 +108,18 @@ def to_onnx(model: nn.Module) -> onnx.ModelProto:
 
 
 def verify_onnx(proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path) -> dict[str, Any]:
-    """Structural checks and parity; raises GateError naming the first thing wrong."""
-    onnx.checker.check_model(proto, full_check=True)
-    opsets = {imp.domain: imp.version for imp in proto.opset_import}
-    if opsets != {"": OPSET}:
-        raise GateError(f"export: opset import is {opsets}, expected exactly {{'': {OPSET}}}")
-    if any(node.op_type == "BatchNormalization" for node in proto.graph.node):
-        raise GateError("export: BatchNormalization node left in the graph")
-    violations = allowlist_violations(proto, load_allowlist(allowlist_path))
-    if violations:
-        raise GateError(
-            f"export: {len(violations)} node(s) not on {allowlist_path}: " + "; ".join(violations)
-        )
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    """Every rule of ``check`` on the bytes to be written, then PyTorch parity.
+
+    Raises GateError naming each failed rule: export and ``sod-train check`` share one
+    authority (:func:`sod_train.check.check.check_proto`), so nothing ships that check refuses.
+    """
+    data = proto.SerializeToString()
+    allowed = load_allowlist(allowlist_path)
+    report = check_proto(data, proto, Path("export"), allowed, sizes=PARITY_SIZES)
+    if not report.passed:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failed)
+        raise GateError(f"export: the model breaks the host contract ({failed})")
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     parity: dict[str, float] = {}
     rng = np.random.default_rng(0)
     for h, w in PARITY_SIZES:
@@ -150,7 +155,7 @@ def build_metrics(
             "input": {
                 "name": INPUT_NAME,
                 "dtype": "float32",
-                "shape": [1, 3, "H", "W"],
+                "shape": [1, 3, HEIGHT, WIDTH],
                 "normalisation": {
                     "mean": list(IMAGENET_MEAN),
                     "std": list(IMAGENET_STD),
@@ -160,7 +165,7 @@ def build_metrics(
             "output": {
                 "name": OUTPUT_NAME,
                 "dtype": "float32",
-                "shape": [1, 1, "H", "W"],
+                "shape": [1, 1, HEIGHT, WIDTH],
                 "range": [0, 1],
             },
             "opset": OPSET,

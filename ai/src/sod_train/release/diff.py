@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sod_train.contract import LOWER_IS_BETTER, QUALITY_METRICS
 from sod_train.fetch.pins import canonical_digest
-from sod_train.release.schema import LOWER_IS_BETTER, QUALITY_METRICS, load_json, validate_metrics
+from sod_train.release.schema import load_json, validate_metrics
 
 DEFAULT_MAX_DROP = 0.005
 # Differences this small are float noise from the JSON round trip, not changes.

@@ -24,9 +24,6 @@ SCHEMA_DIR = MODEL_DIR
 METRICS_SCHEMA_PATH = SCHEMA_DIR / "metrics.schema.json"
 REGISTRY_SCHEMA_PATH = SCHEMA_DIR / "registry.schema.json"
 
-# The nine quality metrics of an evaluation, in table order; MAE is the only lower-is-better.
-QUALITY_METRICS = ("maxF", "meanF", "adpF", "wF", "Sm", "meanEm", "maxEm", "MAE", "IoU")
-LOWER_IS_BETTER = frozenset({"MAE"})
 
 _MAX_MESSAGE = 160
 
