@@ -20,7 +20,7 @@ import torch
 
 from sod_train.export.export import fold_batchnorm, to_onnx
 from sod_train.model.unet import build_model
-from sod_train.train.loop import TrainConfig
+from sod_train.train.config import TrainConfig
 
 VARIANTS = {
     "release (refine 8)": TrainConfig.from_preset("release").model_config,

@@ -39,7 +39,8 @@ from sod_train.data.pairs import scan_pairs
 from sod_train.data.synthetic import make_synthetic_duts
 from sod_train.model.losses import saliency_loss
 from sod_train.model.unet import build_model
-from sod_train.train.loop import Runtime, TrainConfig, fast_path, seed_everything, train
+from sod_train.train.config import Runtime, TrainConfig
+from sod_train.train.loop import fast_path, seed_everything, train
 
 STAGES = ("assemble", "copy", "compute")
 

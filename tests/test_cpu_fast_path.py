@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from sod_train.cli.main import main
 from sod_train.export.export import export
 from sod_train.train import cpu
-from sod_train.train.loop import Runtime, TrainConfig, fast_path, train
+from sod_train.train.config import Runtime, TrainConfig
+from sod_train.train.loop import fast_path, train
 
 
 def small(**overrides):

@@ -17,7 +17,8 @@ from sod_train.cli.main import main
 from sod_train.data.cache import MANIFEST, MARKER, open_cache, write_cache
 from sod_train.data.pairs import content_digest, scan_pairs
 from sod_train.errors import GateError, UserInputError
-from sod_train.train.loop import Runtime, TrainConfig, train
+from sod_train.train.config import Runtime, TrainConfig
+from sod_train.train.loop import train
 
 CAP = 60_000  # bytes: the 96 small synthetic pairs need about 5 shards
 

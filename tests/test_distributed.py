@@ -10,7 +10,8 @@ import torch
 
 from conftest import REPO
 from sod_train.model.unet import build_model
-from sod_train.train.loop import TrainConfig, load_data, validate
+from sod_train.train.config import TrainConfig
+from sod_train.train.loop import load_data, validate
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
 

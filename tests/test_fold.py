@@ -5,7 +5,8 @@ from click.testing import CliRunner
 
 from sod_train.cli.main import main
 from sod_train.export.export import export
-from sod_train.train.loop import Runtime, TrainConfig, train
+from sod_train.train.config import Runtime, TrainConfig
+from sod_train.train.loop import train
 
 
 @pytest.fixture(scope="module")

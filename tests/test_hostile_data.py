@@ -88,7 +88,8 @@ def test_predict_skips_a_bomb_and_exits_one(tmp_path, model):
 
 
 def test_train_skip_bad_skips_and_counts_a_bomb(tmp_path):
-    from sod_train.train.loop import TrainConfig, load_data  # decoding only, no training
+    from sod_train.train.config import TrainConfig  # decoding only, no training
+    from sod_train.train.loop import load_data
 
     data = data_folder(tmp_path / "D", n=70, size=(10, 8))
     bomb = data / "masks" / "img_005.png"

@@ -21,7 +21,8 @@ from sod_train.cli.main import main
 from sod_train.data.decode import DecodedSet, scale_window, train_batches
 from sod_train.export.export import export
 from sod_train.model.unet import TinyUNet, UNetConfig, build_model, count_parameters
-from sod_train.train.loop import Runtime, TrainConfig, load_data, train, validate
+from sod_train.train.config import Runtime, TrainConfig
+from sod_train.train.loop import load_data, train, validate
 from sod_train.train.presets import PRESETS
 
 CROP = 32

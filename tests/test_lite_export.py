@@ -9,7 +9,8 @@ from sod_train.check.allowlist import allowlist_violations, load_allowlist
 from sod_train.cli.main import main
 from sod_train.export.export import export
 from sod_train.model.unet import build_model
-from sod_train.train.loop import Runtime, TrainConfig, train
+from sod_train.train.config import Runtime, TrainConfig
+from sod_train.train.loop import train
 
 
 def test_lite_model_exports_passes_check_and_drops_side_heads(synthetic_root, tmp_path):

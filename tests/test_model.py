@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sod_train.model.unet import TinyUNet, UNetConfig, build_model, count_parameters
-from sod_train.train.loop import TrainConfig
+from sod_train.train.config import TrainConfig
 from sod_train.train.presets import PRESETS
 
 

@@ -18,7 +18,8 @@ from sod_train.cli.main import main
 from sod_train.errors import GateError, UserInputError
 from sod_train.export.export import export, fold_batchnorm, to_onnx, verify_onnx
 from sod_train.model.unet import UNetConfig, build_model
-from sod_train.train.loop import Runtime, TrainConfig, train
+from sod_train.train.config import Runtime, TrainConfig
+from sod_train.train.loop import train
 
 SMALL = ["--epochs", "2", "--batch-size", "8", "--crop-size", "32", "--lr", "0.003"]
 

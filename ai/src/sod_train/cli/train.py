@@ -241,8 +241,9 @@ def run_train(
     ``recipe`` holds the TrainConfig fields given on the command line (None: the
     preset's value). Under torchrun every rank trains; only rank 0 gates and writes.
     """
+    from sod_train.train.config import Runtime, TrainConfig
     from sod_train.train.distributed import session
-    from sod_train.train.loop import Runtime, TrainConfig, train
+    from sod_train.train.loop import train
 
     flags = {"skip_bad", "convert_rgb_masks"}  # click gives False when absent: not an override
     recipe = {k: (v or None) if k in flags else v for k, v in recipe.items()}
@@ -333,16 +334,16 @@ def export(
 ) -> None:
     """Export a saved CHECKPOINT (file or checkpoint folder) through the same gate and checks."""
     from sod_train.export.export import export as export_result
-    from sod_train.train.loop import CHECKPOINT_NAME, load_checkpoint, result_from_checkpoint
+    from sod_train.train.checkpoint import NAME, Checkpoint
 
-    path = checkpoint / CHECKPOINT_NAME if checkpoint.is_dir() else checkpoint
+    path = checkpoint / NAME if checkpoint.is_dir() else checkpoint
     from sod_train.guards import check_release_outputs, require_regular_file
 
     require_regular_file(path, "the checkpoint")  # a FIFO or a device would block torch.load
     check_release_outputs(
         output, metrics_out, reads=[("the checkpoint", path), ("the op allowlist", allowlist)]
     )
-    result = result_from_checkpoint(load_checkpoint(path), path)
+    result = Checkpoint.load(path).result()
     if not result.finished:
         click.echo(
             f"note: {path} is from an unfinished run (epoch {len(result.history)} of "

@@ -43,7 +43,7 @@ from sod_train.contract import (
 from sod_train.errors import GateError, UserInputError
 from sod_train.guards import check_release_outputs
 from sod_train.model.unet import build_model, count_parameters
-from sod_train.train.loop import TrainResult
+from sod_train.train.config import TrainResult
 
 PARITY_SIZES = ((256, 256), (257, 263), (97, 131))
 PARITY_TOLERANCE = 1e-5

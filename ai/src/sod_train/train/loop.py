@@ -19,7 +19,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 
-from sod_train import atomicio
 from sod_train.data.decode import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches
 from sod_train.data.pairs import (
     content_digest,
@@ -42,124 +41,14 @@ from sod_train.data.pairs import (
 )
 from sod_train.errors import UserInputError
 from sod_train.model.losses import iou_at_half, saliency_loss
-from sod_train.model.unet import UNetConfig, build_model, count_parameters
+from sod_train.model.unet import build_model, count_parameters
 from sod_train.provenance import environment
+from sod_train.train import checkpoint
+from sod_train.train.config import Runtime, TrainConfig, TrainResult
 from sod_train.train.cpu import available_cores, bf16_features, cpu_environment
 from sod_train.train.distributed import DistInfo, all_reduce_sum, average_buffers, barrier, current
-from sod_train.train.presets import PRESETS
 
 VAL_BATCH = 32  # the anchor averages IoU per batch of 32; keep that fixed for comparability
-CHECKPOINT_NAME = "last.pt"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The recipe: everything that decides the weights (devices and paths excluded)."""
-
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 1e-3
-    crop_size: int = 256
-    seed: int = 42
-    val_fraction: float = 0.05
-    min_val_iou: float = 0.5
-    preset: str = "default"
-    widths: tuple[int, ...] = (16, 32, 48)
-    dilations: tuple[int, ...] = (1,)
-    separable: bool = False
-    loss: str = "bce+dice"
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
-    colour_jitter: float = 0.0  # brightness/contrast/saturation factors in [1-s, 1+s]
-    scale_jitter: float = 0.0  # square window of side crop * [1-s, 1+s], resized to the crop
-    arch: str = "anchor"  # network family: "anchor" (TinyUNet) or "lite" (LiteUNet)
-    blocks: tuple[int, ...] = ()  # lite: residual blocks per level
-    refine: int = 8  # lite: full-resolution head channels
-    deep_supervision: float = 0.0  # weight of the side outputs' mean loss (lite); 0 = off
-    schedule: str = "cosine"  # "cosine" per epoch (the anchor's) or "warmup-cosine" per step
-    warmup_epochs: float = 0.0  # warmup-cosine: linear warm-up length
-    final_crop: int = 0  # progressive resizing: the last final_epochs train at this crop
-    final_epochs: int = 0
-    val_crop: int = 0  # validation (model selection) crop; 0 = crop_size, as the anchor
-    skip_bad: bool = False
-    convert_rgb_masks: bool = False
-
-    @classmethod
-    def from_preset(cls, preset: str = "default", **overrides: Any) -> TrainConfig:
-        """The preset's recipe with ``overrides`` (None values ignored) on top."""
-        if preset not in PRESETS:
-            raise UserInputError(f"unknown preset '{preset}' (known: {', '.join(sorted(PRESETS))})")
-        values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-        return cls(preset=preset, **values)
-
-    @property
-    def model_config(self) -> UNetConfig:
-        return UNetConfig(
-            tuple(self.widths),
-            tuple(self.dilations),
-            bool(self.separable),
-            arch=self.arch,
-            blocks=tuple(self.blocks),
-            refine=self.refine,
-        )
-
-    def crop_at(self, epoch: int) -> int:
-        """Training crop of ``epoch`` (1-based): ``final_crop`` in the last ``final_epochs``."""
-        if self.final_crop and epoch > self.epochs - self.final_epochs:
-            return self.final_crop
-        return self.crop_size
-
-    @property
-    def max_crop(self) -> int:
-        return max(self.crop_size, self.final_crop if self.final_epochs else 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; refuses fields this version does not know."""
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise UserInputError(f"recipe fields unknown to this sod-train: {', '.join(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-    def same_weights_recipe(self, other: TrainConfig) -> bool:
-        """True if both recipes train the same weights (the gate and preset name aside)."""
-        ignore = {"min_val_iou": 0.0, "preset": ""}
-        return replace(self, **ignore) == replace(other, **ignore)
-
-
-@dataclass
-class Runtime:
-    """How and where to run; none of it changes the result on the CPU."""
-
-    device: str = "auto"
-    workers: int | None = None  # decode processes; None = every core for big sets
-    checkpoint_dir: Path | None = None
-    resume: bool = False
-    quiet: bool = False
-    amp: bool | None = None  # bf16 autocast; None = on where bf16 is native (see cpu.py)
-    threads: int | None = None  # torch intra-op threads; None = every core we may use
-    stop_after_epoch: int | None = None  # end early (simulates an interruption; time slicing)
-
-
-@dataclass
-class TrainResult:
-    """What export needs: the recipe, the best weights and how they were obtained."""
-
-    config: TrainConfig
-    best_state: dict[str, torch.Tensor]
-    best_epoch: int
-    best_val_iou: float
-    best_val_iou_batch: float
-    history: list[dict[str, Any]]
-    data: dict[str, Any]
-    environment: dict[str, Any]
-    finished: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -296,48 +185,6 @@ def validate(
         "val_iou": ious.mean().item(),
         "val_iou_batch": float(np.mean(batch_means)),
     }
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Atomically write a checkpoint (a crash mid-write keeps the previous one)."""
-    with atomicio.atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`; UserInputError if unusable."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # never runs code
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: checkpoint not found") from None
-    except Exception as exc:  # torch.load raises many types on a bad file
-        raise UserInputError(
-            f"{path}: not a sod-train checkpoint ({exc.__class__.__name__})"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != "sod-train-checkpoint-1":
-        raise UserInputError(f"{path}: not a sod-train checkpoint")
-    return state
-
-
-def result_from_checkpoint(state: dict[str, Any], path: Path | None = None) -> TrainResult:
-    """Rebuild what export needs from a checkpoint."""
-    try:
-        config = TrainConfig.from_dict(state["config"])
-        return TrainResult(
-            config=config,
-            best_state=state["best_state"],
-            best_epoch=state["best_epoch"],
-            best_val_iou=state["best_val_iou"],
-            best_val_iou_batch=state["best_val_iou_batch"],
-            history=state["history"],
-            data=state["data"],
-            environment=state["environment"],
-            finished=state["epoch"] >= config.epochs,
-        )
-    except (KeyError, TypeError, UserInputError) as exc:
-        raise UserInputError(
-            f"{path or 'checkpoint'}: not usable by this sod-train ({exc})"
-        ) from None
 
 
 def _nondeterministic_ops(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -584,12 +431,8 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
     )
     env.update(cpu_environment(amp, threads))
 
-    ckpt_path = rt.checkpoint_dir / CHECKPOINT_NAME if rt.checkpoint_dir else None
-    start_epoch, history, best = (
-        1,
-        [],
-        {"epoch": 0, "val_iou": -1.0, "val_iou_batch": -1.0, "state": None},
-    )
+    ckpt_path = rt.checkpoint_dir / checkpoint.NAME if rt.checkpoint_dir else None
+    start_epoch, history, best = 1, [], checkpoint.Best()
     if resume_state is not None:
         start_epoch, history, best = _resume(
             resume_state, ckpt_path, data_info, env, model, optimizer, scheduler, ema, quiet
@@ -633,13 +476,13 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
         t_val = time.perf_counter()
         metrics = validate(eval_model, val_set, cfg.loss, device)
         t_val = time.perf_counter() - t_val
-        if metrics["val_iou"] > best["val_iou"]:
-            best = {
-                "epoch": epoch,
-                "val_iou": metrics["val_iou"],
-                "val_iou_batch": metrics["val_iou_batch"],
-                "state": {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()},
-            }
+        if metrics["val_iou"] > best.val_iou:
+            best = checkpoint.Best(
+                epoch,
+                metrics["val_iou"],
+                metrics["val_iou_batch"],
+                {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()},
+            )
         history.append(
             {
                 "epoch": epoch,
@@ -659,41 +502,36 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
             }
         )
         if not quiet:
-            _print_epoch(history[-1], cfg.epochs, best["epoch"] == epoch)
+            _print_epoch(history[-1], cfg.epochs, best.epoch == epoch)
         if ckpt_path and info.is_main:
-            state = {
-                "format": "sod-train-checkpoint-1",
-                "config": cfg.to_dict(),
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "history": history,
-                "best_epoch": best["epoch"],
-                "best_val_iou": best["val_iou"],
-                "best_val_iou_batch": best["val_iou_batch"],
-                "best_state": best["state"],
-                "data": data_info,
-                "environment": env,
-            }
-            if ema is not None:
-                state["ema"] = ema.state_dict()
+            state = checkpoint.Checkpoint(
+                config=cfg,
+                epoch=epoch,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                history=history,
+                best=best,
+                data=data_info,
+                environment=env,
+                ema=ema.state_dict() if ema is not None else None,
+            )
             t_ckpt = time.perf_counter()
-            save_checkpoint(ckpt_path, state)
+            state.save(ckpt_path)
             # Known only after the write: the next checkpoint carries it.
             history[-1]["timing"]["checkpoint_s"] = time.perf_counter() - t_ckpt
         barrier()  # no rank runs ahead of the checkpoint
 
-    if best["state"] is None:
+    if best.state is None:
         raise UserInputError(
             "no epoch was trained (is --epochs >= 1 and the checkpoint unfinished?)"
         )
     return TrainResult(
         config=cfg,
-        best_state=copy.deepcopy(best["state"]),
-        best_epoch=best["epoch"],
-        best_val_iou=best["val_iou"],
-        best_val_iou_batch=best["val_iou_batch"],
+        best_state=copy.deepcopy(best.state),
+        best_epoch=best.epoch,
+        best_val_iou=best.val_iou,
+        best_val_iou_batch=best.val_iou_batch,
         history=history,
         data=data_info,
         environment=env,
@@ -702,7 +540,7 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
     )
 
 
-def checkpoint_to_resume(rt: Runtime, cfg: TrainConfig) -> dict[str, Any] | None:
+def checkpoint_to_resume(rt: Runtime, cfg: TrainConfig) -> checkpoint.Checkpoint | None:
     """The checkpoint to continue from (None for a fresh run), checked before any work.
 
     A fresh run never overwrites an existing checkpoint, a resumed one must use the
@@ -710,7 +548,7 @@ def checkpoint_to_resume(rt: Runtime, cfg: TrainConfig) -> dict[str, Any] | None
     """
     if rt.checkpoint_dir is None:
         return None
-    path = rt.checkpoint_dir / CHECKPOINT_NAME
+    path = rt.checkpoint_dir / checkpoint.NAME
     exists = torch.tensor([int(path.exists())] * 2)
     all_reduce_sum(exists)
     if 0 < int(exists[0]) < current().world:
@@ -725,9 +563,8 @@ def checkpoint_to_resume(rt: Runtime, cfg: TrainConfig) -> dict[str, Any] | None
             f"{path}: a checkpoint is already there; pass --resume to continue "
             "it, or choose another --checkpoint-dir"
         )
-    state = load_checkpoint(path)
-    saved = result_from_checkpoint(state, path).config
-    if not saved.same_weights_recipe(cfg):
+    state = checkpoint.Checkpoint.load(path)
+    if not state.config.same_weights_recipe(cfg):
         raise UserInputError(
             f"{path}: checkpoint was made with a different recipe; "
             "pass the same options or another --checkpoint-dir"
@@ -736,7 +573,7 @@ def checkpoint_to_resume(rt: Runtime, cfg: TrainConfig) -> dict[str, Any] | None
 
 
 def _resume(
-    state: dict[str, Any],
+    state: checkpoint.Checkpoint,
     path: Path,
     data_info: dict[str, Any],
     env: dict[str, Any],
@@ -745,19 +582,19 @@ def _resume(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     ema: AveragedModel | None,
     quiet: bool,
-) -> tuple[int, list, dict]:
+) -> tuple[int, list, checkpoint.Best]:
     """Load a checkpoint into the live objects; returns (next epoch, history, best).
 
     Refuses other data than the checkpoint was trained on, and keeps the earlier
     slices' record of non-deterministic kernels in ``env``.
     """
-    if state["data"]["digest"] not in digest_aliases(data_info["digest"]):
+    if state.data["digest"] not in digest_aliases(data_info["digest"]):
         raise UserInputError(
             f"{path}: checkpoint was trained on other data (digest "
-            f"{state['data']['digest'][:12]}..., this folder "
+            f"{state.data['digest'][:12]}..., this folder "
             f"{data_info['digest'][:12]}...)"
         )
-    previous = state["environment"]
+    previous = state.environment
     for key, flag in (("amp", "--amp/--no-amp"), ("threads", "--threads")):
         if previous.get(key, env[key]) != env[key]:
             raise UserInputError(
@@ -768,20 +605,14 @@ def _resume(
         set(env["nondeterministic"]) | set(previous["nondeterministic"])
     )
     env["deterministic"] = env["deterministic"] and previous["deterministic"]
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    model.load_state_dict(state.model)
+    optimizer.load_state_dict(state.optimizer)
+    scheduler.load_state_dict(state.scheduler)
     if ema is not None:
-        ema.load_state_dict(state["ema"])
+        ema.load_state_dict(state.ema)
     if not quiet:
-        click.echo(f"resumed from {path} after epoch {state['epoch']}", err=True)
-    best = {
-        "epoch": state["best_epoch"],
-        "val_iou": state["best_val_iou"],
-        "val_iou_batch": state["best_val_iou_batch"],
-        "state": state["best_state"],
-    }
-    return state["epoch"] + 1, state["history"], best
+        click.echo(f"resumed from {path} after epoch {state.epoch}", err=True)
+    return state.epoch + 1, state.history, state.best
 
 
 def _print_epoch(h: dict[str, Any], epochs: int, is_best: bool) -> None:

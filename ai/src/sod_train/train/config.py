@@ -1,0 +1,128 @@
+"""The recipe (:class:`TrainConfig`), how to run it (:class:`Runtime`) and what it yields.
+
+A recipe is everything that decides the weights; it is built once from a preset plus
+overrides (:meth:`TrainConfig.from_preset`), and the trainer, the checkpoint, the CLI's
+``--help`` and the metrics JSON all read it from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sod_train.errors import UserInputError
+from sod_train.model.unet import UNetConfig
+from sod_train.train.presets import PRESETS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The recipe: everything that decides the weights (devices and paths excluded)."""
+
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 1e-3
+    crop_size: int = 256
+    seed: int = 42
+    val_fraction: float = 0.05
+    min_val_iou: float = 0.5
+    preset: str = "default"
+    widths: tuple[int, ...] = (16, 32, 48)
+    dilations: tuple[int, ...] = (1,)
+    separable: bool = False
+    loss: str = "bce+dice"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
+    colour_jitter: float = 0.0  # brightness/contrast/saturation factors in [1-s, 1+s]
+    scale_jitter: float = 0.0  # square window of side crop * [1-s, 1+s], resized to the crop
+    arch: str = "anchor"  # network family: "anchor" (TinyUNet) or "lite" (LiteUNet)
+    blocks: tuple[int, ...] = ()  # lite: residual blocks per level
+    refine: int = 8  # lite: full-resolution head channels
+    deep_supervision: float = 0.0  # weight of the side outputs' mean loss (lite); 0 = off
+    schedule: str = "cosine"  # "cosine" per epoch (the anchor's) or "warmup-cosine" per step
+    warmup_epochs: float = 0.0  # warmup-cosine: linear warm-up length
+    final_crop: int = 0  # progressive resizing: the last final_epochs train at this crop
+    final_epochs: int = 0
+    val_crop: int = 0  # validation (model selection) crop; 0 = crop_size, as the anchor
+    skip_bad: bool = False
+    convert_rgb_masks: bool = False
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", **overrides: Any) -> TrainConfig:
+        """The preset's recipe with ``overrides`` (None values ignored) on top."""
+        if preset not in PRESETS:
+            raise UserInputError(f"unknown preset '{preset}' (known: {', '.join(sorted(PRESETS))})")
+        values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(preset=preset, **values)
+
+    @property
+    def model_config(self) -> UNetConfig:
+        return UNetConfig(
+            tuple(self.widths),
+            tuple(self.dilations),
+            bool(self.separable),
+            arch=self.arch,
+            blocks=tuple(self.blocks),
+            refine=self.refine,
+        )
+
+    def crop_at(self, epoch: int) -> int:
+        """Training crop of ``epoch`` (1-based): ``final_crop`` in the last ``final_epochs``."""
+        if self.final_crop and epoch > self.epochs - self.final_epochs:
+            return self.final_crop
+        return self.crop_size
+
+    @property
+    def max_crop(self) -> int:
+        return max(self.crop_size, self.final_crop if self.final_epochs else 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; refuses fields this version does not know."""
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UserInputError(f"recipe fields unknown to this sod-train: {', '.join(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def same_weights_recipe(self, other: TrainConfig) -> bool:
+        """True if both recipes train the same weights (the gate and preset name aside)."""
+        ignore = {"min_val_iou": 0.0, "preset": ""}
+        return replace(self, **ignore) == replace(other, **ignore)
+
+
+@dataclass
+class Runtime:
+    """How and where to run; none of it changes the result on the CPU."""
+
+    device: str = "auto"
+    workers: int | None = None  # decode processes; None = every core for big sets
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    quiet: bool = False
+    amp: bool | None = None  # bf16 autocast; None = on where bf16 is native (see cpu.py)
+    threads: int | None = None  # torch intra-op threads; None = every core we may use
+    stop_after_epoch: int | None = None  # end early (simulates an interruption; time slicing)
+
+
+@dataclass
+class TrainResult:
+    """What export needs: the recipe, the best weights and how they were obtained."""
+
+    config: TrainConfig
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_val_iou: float
+    best_val_iou_batch: float
+    history: list[dict[str, Any]]
+    data: dict[str, Any]
+    environment: dict[str, Any]
+    finished: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
