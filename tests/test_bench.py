@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
+from sod_train.check.modelio import parameter_count
 from sod_train.cli.main import main
 from sod_train.errors import UserInputError
-from sod_train.evaluate.bench import count_macs, count_params, parse_size
+from sod_train.evaluate.bench import count_macs, parse_size
 
 
 def _model(nodes, inits, out_shape=(1, 1, "H", "W")):
@@ -167,7 +168,7 @@ def test_macs_of_conv_grouped_conv_and_conv_transpose_follow_the_formula():
     conv4 = (1 * 2 * h * 2 * w) * 2 * 1 * 1
 
     assert count_macs(model, h, w) == conv1 + conv2 + convt + conv4
-    assert count_params(model) == 4 * 27 + 4 * 18 + 4 * 8 + 2
+    assert parameter_count(model) == 4 * 27 + 4 * 18 + 4 * 8 + 2
 
 
 def test_macs_of_matmul():

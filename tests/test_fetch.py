@@ -24,11 +24,11 @@ from fetch_server import (
     zip_bytes,
 )
 from sod_train.cli.main import main
-from sod_train.data.pairs import content_digest, scan_pairs
+from sod_train.data.pairs import content_digest, pair_files, scan_pairs
 from sod_train.errors import GateError
 from sod_train.fetch.download import NetPolicy, folder_lock
 from sod_train.fetch.fetch import MARKER, fetch_dataset
-from sod_train.fetch.pins import PINS, get_pin, pair_files
+from sod_train.fetch.pins import PINS, get_pin
 
 FAST = NetPolicy(
     connect_timeout=2, read_timeout=0.4, retries=2, backoff_factor=0.01, backoff_max=0.05
@@ -65,7 +65,7 @@ def assert_fetched(dest: Path, n: int = 3) -> None:
     scan = scan_pairs(root)
     assert len(scan.pairs) == n and not scan.problems
     marker = json.loads((root / MARKER).read_text())
-    assert marker["content_digest"] == content_digest(root, pair_files(scan))
+    assert marker["content_digest"] == content_digest(root, pair_files(scan.pairs))
     assert not any(".part" in f or ".extract-" in f or f.endswith(".lock") for f in all_files(dest))
 
 
@@ -301,7 +301,7 @@ def pinned(server, tmp_path, monkeypatch):
     reference = tmp_path / "reference"
     write_files(reference, files)
     root = reference / "DUTS-TR"
-    digest = content_digest(root, pair_files(scan_pairs(root, check_headers=False)))
+    digest = content_digest(root, pair_files(scan_pairs(root, check_headers=False).pairs))
     pin = dataclasses.replace(
         DUTS_TR,
         url=server.url(PATH),

@@ -12,14 +12,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from test_schema import make_metrics
 
+from sod_train.check.modelio import parameter_count
 from sod_train.errors import SodTrainError
+from sod_train.hashing import file_sha256
 from sod_train.paths import REGISTRY_PATH, REPO_ROOT
 from sod_train.release.registry import load_registry
 from sod_train.release.schema import (
-    conv_params,
     registry_entry_problems,
     registry_file_problems,
-    sha256_file,
     validate_registry,
 )
 
@@ -88,7 +88,7 @@ def _release(root: Path, opset: int = 17) -> dict[str, Any]:
     onnx_path.parent.mkdir(parents=True)
     onnx.save(_tiny_model(opset), str(onnx_path))
     metrics = make_metrics("tiny_x")
-    metrics["onnx"].update(sha256=sha256_file(onnx_path), bytes=onnx_path.stat().st_size)
+    metrics["onnx"].update(sha256=file_sha256(onnx_path), bytes=onnx_path.stat().st_size)
     (root / "model" / "tiny" / "tiny_x.metrics.json").write_text(json.dumps(metrics))
     card = root / "docs" / "ai" / "models" / "tiny_x.md"
     card.parent.mkdir(parents=True)
@@ -96,7 +96,7 @@ def _release(root: Path, opset: int = 17) -> dict[str, Any]:
     entry = {
         "id": "tiny_x",
         "onnx": "model/tiny/tiny_x.onnx",
-        "sha256": sha256_file(onnx_path),
+        "sha256": file_sha256(onnx_path),
         "bytes": onnx_path.stat().st_size,
         "opset": 17,
         "params": 29,
@@ -108,8 +108,8 @@ def _release(root: Path, opset: int = 17) -> dict[str, Any]:
     return {"schema_version": 1, "default": "tiny_x", "models": [entry]}
 
 
-def test_conv_params_counts_conv_weights_and_biases_only():
-    assert conv_params(_tiny_model()) == 29
+def test_parameter_count_counts_conv_weights_and_biases_only():
+    assert parameter_count(_tiny_model()) == 29
 
 
 def test_correct_entry_has_no_problems(tmp_path):

@@ -7,6 +7,19 @@ Raise these from library code; the CLI turns them into one clean line on stderr.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message, at most ``limit`` characters.
+
+    The one way every module turns a library's exception (onnxruntime's run long) into
+    the one line a command prints.
+    """
+    for line in str(exc).splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= limit else line[: limit - 3] + "..."
+    return type(exc).__name__
+
+
 class SodTrainError(Exception):
     """Base class: a failure with a one-line, user-facing message."""
 

@@ -18,7 +18,6 @@ so a graph declaring a huge dimension cannot make the check allocate it.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,7 +41,7 @@ from sod_train.check.golden import (
     run_golden_with,
 )
 from sod_train.contract import INPUT_NAME, MAX_IR_VERSION, OPSET, OUTPUT_NAME
-from sod_train.errors import SodTrainError
+from sod_train.errors import SodTrainError, UserInputError, first_line
 
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = (
     (1, 1),
@@ -90,29 +89,6 @@ class CheckReport:
             "passed": self.passed,
             "checks": [c._asdict() for c in self.checks],
         }
-
-
-def _first_line(exc: BaseException, limit: int = 240) -> str:
-    message = str(exc).strip()
-    line = message.splitlines()[0] if message else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-_ORT_NODE_ERROR = re.compile(
-    r"running (\w+) node\. Name:'([^']*)' Status Message: (?:\S+:\d+ \S+ )?(.*)", re.S
-)
-
-
-_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
-
-
-def _ort_error(exc: BaseException) -> str:
-    """onnxruntime's message without its boilerplate: ``Op node 'name': reason``."""
-    match = _ORT_NODE_ERROR.search(str(exc))
-    if not match:
-        return _first_line(RuntimeError(_ORT_PREFIX.sub("", str(exc).strip())))
-    op, node, reason = match.groups()
-    return _first_line(RuntimeError(f"{op} node '{node}': {reason}"))
 
 
 read_model = modelio.read_model  # the one loader: regular files only, bounded, parsed
@@ -239,7 +215,7 @@ def _run_once(run: Any, h: int, w: int) -> tuple[np.ndarray | None, str]:
     except RunStopped as exc:
         return None, f"{exc} (the model never finishes)"
     except Exception as exc:
-        return None, f"onnxruntime error: {_ort_error(exc)}"
+        return None, f"onnxruntime error: {modelio.ort_message(exc)}"
     if out.dtype.kind != "f":
         return None, f"output is {out.dtype} data, expected float32"
     if out.shape != (1, 1, h, w):
@@ -265,16 +241,12 @@ def _check_runtime(
         try:
             import onnxruntime as ort
 
-            ort.set_default_logger_severity(4)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.log_severity_level = 4
-            session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            session = modelio.create_session(data, threads=1)
             run = ort_runner(session)
             report.add("ort_load", True, f"onnxruntime {ort.__version__} (CPU) loads the model")
-        except Exception as exc:
+        except UserInputError as exc:
             session = None
-            skip_reason = f"onnxruntime cannot load the model: {_ort_error(exc)}"
+            skip_reason = str(exc)
             report.add("ort_load", False, skip_reason)
     else:
         report.add("ort_load", False, f"not run: {skip_reason}")
@@ -337,7 +309,7 @@ def _check_golden(report: CheckReport, run: Any, golden_path: Path, model_sha256
     try:
         problems += run_golden_with(run, doc)
     except Exception as exc:  # the file passed load_golden; a failure here is the model's
-        problems.append(f"cannot run the golden cases: {_first_line(exc)}")
+        problems.append(f"cannot run the golden cases: {first_line(exc, 240)}")
     if problems:
         more = f" (+{len(problems) - 2} more)" if len(problems) > 2 else ""
         report.add("golden", False, f"{golden_path.name}: " + "; ".join(problems[:2]) + more)
@@ -384,13 +356,13 @@ def check_proto(
         report.add("onnx.checker", True, "full check passed")
         skip = None
     except Exception as exc:
-        detail = _first_line(exc)
+        detail = first_line(exc, 240)
         report.add("onnx.checker", False, detail)
         skip = "model fails onnx.checker"
     try:
         _check_static(report, model, len(data), allowed, max_bytes)
     except Exception as exc:  # a proto too corrupt even to describe
-        report.add("contract", False, f"model too malformed to inspect: {_first_line(exc)}")
+        report.add("contract", False, f"model too malformed to inspect: {first_line(exc, 240)}")
         skip = skip or "model too malformed to inspect"
     bad_names = modelio.non_utf8_names(model)
     if bad_names:

@@ -40,8 +40,9 @@ import numpy as np
 
 from sod_train import __version__, atomicio
 from sod_train.contract import IMAGENET_MEAN, IMAGENET_STD, INPUT_NAME, OUTPUT_NAME
-from sod_train.errors import UserInputError
+from sod_train.errors import UserInputError, first_line
 from sod_train.guards import MAX_SIDE, read_json, refuse_aliases
+from sod_train.hashing import file_sha256
 
 FORMAT = "sod-train-golden"
 FORMAT_VERSION = 1
@@ -123,7 +124,7 @@ def ort_runner(model: Any, threads: int = 1) -> Runner:
         input_name = session.get_inputs()[0].name
     except Exception as exc:  # a name that is not UTF-8, no input at all
         raise UserInputError(
-            f"onnxruntime cannot name the model's input ({_first_line(exc)})"
+            f"onnxruntime cannot name the model's input ({first_line(exc)})"
         ) from None
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -200,10 +201,6 @@ def default_golden_path(onnx_path: str | Path) -> Path:
     return onnx_path.with_name(f"{onnx_path.stem}.golden.json")
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_golden(
     onnx_path: str | Path,
     dest: str | Path | None = None,
@@ -229,12 +226,13 @@ def write_golden(
 
         runner = ort_runner(onnx_path)
         cases = compute_cases(runner)
-        model_sha = _file_sha256(onnx_path)
+        model_sha = file_sha256(onnx_path)
     except UserInputError as exc:
         raise UserInputError(f"{onnx_path}: {exc}") from None
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserInputError(f"{onnx_path}: cannot compute golden vectors ({first})") from None
+        raise UserInputError(
+            f"{onnx_path}: cannot compute golden vectors ({first_line(exc)})"
+        ) from None
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -341,11 +339,6 @@ def _case_problem(case: Any) -> str | None:
     return None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
-
-
 def _check_case(case: dict[str, Any], runner: Runner, tol: float) -> list[str]:
     h, w, name = int(case["height"]), int(case["width"]), case.get("name", "?")
     x = golden_input(h, w)
@@ -356,7 +349,7 @@ def _check_case(case: dict[str, Any], runner: Runner, tol: float) -> list[str]:
     except RunStopped:
         raise  # the model never finishes: no further case is worth waiting for
     except Exception as exc:
-        return [f"case {name}: runtime error: {_first_line(exc)}"]
+        return [f"case {name}: runtime error: {first_line(exc)}"]
     if out.dtype.kind != "f":
         return [f"case {name}: output is {out.dtype} data, not float"]
     if out.shape != (1, 1, h, w):
@@ -437,5 +430,5 @@ def verify_golden(
     try:
         runner = ort_runner(model)
     except Exception as exc:
-        return [*problems, f"{model}: onnxruntime cannot load the model: {_first_line(exc)}"]
+        return [*problems, f"{model}: onnxruntime cannot load the model: {first_line(exc)}"]
     return problems + run_golden_with(runner, doc)

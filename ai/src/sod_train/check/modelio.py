@@ -14,13 +14,14 @@ output into an error. Each problem is one UserInputError naming the file (exit 2
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
 import onnx
 
 from sod_train.check.allowlist import iter_graphs, text
-from sod_train.errors import UserInputError
+from sod_train.errors import UserInputError, first_line
 from sod_train.guards import (
     MAX_MODEL_BYTES,
     MAX_PIXELS,
@@ -35,13 +36,23 @@ class ModelTimeout(UserInputError):
     """A run was stopped at its deadline: the model will not finish on any input either."""
 
 
-def first_line(exc: BaseException, limit: int = 300) -> str:
-    """The first non-empty line of an exception's message (onnxruntime's run long)."""
-    for line in str(exc).splitlines():
-        if line.strip():
-            line = line.strip()
-            return line if len(line) <= limit else line[: limit - 3] + "..."
-    return type(exc).__name__
+def parameter_count(model: onnx.ModelProto) -> int:
+    """The model's parameter count: values in its Conv/ConvTranspose weight and bias initializers.
+
+    The one definition the registry, the card and ``bench`` report. After BatchNorm
+    folding these are all the network's parameters, counted from the shipped file (so
+    it is lower than the trainable count in PyTorch, which includes BatchNorm's); a
+    constant such as a Resize scale is not a parameter.
+    """
+    inits = {init.name: init for init in model.graph.initializer}
+    names = {
+        name
+        for node in model.graph.node
+        if node.op_type in ("Conv", "ConvTranspose") and node.domain in ("", "ai.onnx")
+        for name in node.input[1:3]
+        if name in inits
+    }
+    return sum(int(np.prod(inits[name].dims, dtype=np.int64)) for name in names)
 
 
 def read_model(path: str | os.PathLike[str]) -> tuple[bytes, onnx.ModelProto]:
@@ -177,6 +188,26 @@ def model_problems(model: onnx.ModelProto) -> list[str]:
     return io_problems(model)
 
 
+_ORT_NODE_ERROR = re.compile(
+    r"running (\w+) node\. Name:'([^']*)' Status Message: (?:\S+:\d+ \S+ )?(.*)", re.S
+)
+
+
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+
+
+def ort_message(exc: BaseException) -> str:
+    """onnxruntime's message in one line without its boilerplate: ``Op node 'name': reason``.
+
+    The one error policy for every onnxruntime failure: loading, running, describing.
+    """
+    match = _ORT_NODE_ERROR.search(str(exc))
+    if not match:
+        return first_line(RuntimeError(_ORT_PREFIX.sub("", str(exc).strip())), 240)
+    op, node, reason = match.groups()
+    return first_line(RuntimeError(f"{op} node '{node}': {reason}"), 240)
+
+
 def _session_options(threads: int | None) -> Any:
     import onnxruntime as ort
 
@@ -194,11 +225,12 @@ def create_session(data: bytes, threads: int | None = None) -> Any:
     """An onnxruntime CPU session from serialized bytes; UserInputError (no path) if it fails."""
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(4)  # failures are reported by us, once
     options = _session_options(threads)
     try:
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises many types (Fail, InvalidGraph, ...)
-        raise UserInputError(f"onnxruntime refuses the model ({first_line(exc)})") from None
+        raise UserInputError(f"onnxruntime cannot load the model: {ort_message(exc)}") from None
 
 
 def session_io(session: Any) -> tuple[str, list[Any], str]:
@@ -289,7 +321,7 @@ def run(session: Any, x: np.ndarray) -> np.ndarray:
                     f"model still running after {guards.MAX_RUN_SECONDS:g} s at {size}; "
                     "stopped (a model that never finishes?)"
                 ) from None
-            raise UserInputError(f"model failed at {size} ({first_line(exc)})") from None
+            raise UserInputError(f"model failed at {size} ({ort_message(exc)})") from None
     out = np.asarray(out)
     if out.dtype.kind != "f":
         raise UserInputError(f"model output is {out.dtype} data, not float")

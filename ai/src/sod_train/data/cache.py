@@ -29,7 +29,7 @@ from typing import Any
 import click
 
 from sod_train import atomicio
-from sod_train.data.pairs import PairScan, content_digest, digest_aliases, scan_pairs
+from sod_train.data.pairs import PairScan, content_digest, digest_aliases, pair_files, scan_pairs
 from sod_train.errors import GateError, UserInputError
 from sod_train.fetch.download import hash_file
 from sod_train.fetch.extract import Staging, remove_stale_staging, safe_extract
@@ -140,7 +140,7 @@ def write_cache(
     if not scan.paired:
         raise UserInputError(f"{duts_root}: no image/mask pairs to cache")
     _check_out_dir(duts_root, out_dir)
-    files = [path for pair in scan.paired for path in (pair.image, pair.mask)]
+    files = pair_files(scan.paired)
     entries = [(p.relative_to(duts_root).as_posix(), p, p.stat().st_size) for p in files]
     plan = _plan_shards(entries, shard_bytes)
     digest = content_digest(duts_root, files)
@@ -227,7 +227,7 @@ def _locked(folder: Path) -> Iterator[None]:
 def _folder_digest(root: Path) -> tuple[PairScan, str]:
     """(scan, content digest over every stem-matched pair) of an extracted folder."""
     scan = scan_pairs(root, check_headers=False)
-    files = [path for pair in scan.paired for path in (pair.image, pair.mask)]
+    files = pair_files(scan.paired)
     return scan, content_digest(root, files)
 
 

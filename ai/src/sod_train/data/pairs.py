@@ -22,6 +22,7 @@ import json
 import os
 import random
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from PIL import Image
 
 from sod_train.data.imageio import open_image
 from sod_train.errors import UserInputError
+from sod_train.hashing import file_sha256
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MASK_EXTS = (".png", ".bmp")
@@ -192,15 +194,6 @@ def split_pairs(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list
     return ordered[k:], ordered[:k]
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_role(path: Path) -> str:
     """``image`` or ``mask``, from the folder holding ``path`` (``*-Image``/``images``, ...)."""
     folder = path.parent.name
@@ -215,6 +208,11 @@ def file_role(path: Path) -> str:
 # for every digest this process computed: records written by earlier versions (checkpoints,
 # data caches, fetch markers) still name their data that way. See :func:`digest_aliases`.
 _LEGACY: dict[str, str] = {}
+
+
+def pair_files(pairs: Iterable[Pair]) -> list[Path]:
+    """Every image and mask file of ``pairs``: what a content digest covers."""
+    return [path for pair in pairs for path in (pair.image, pair.mask)]
 
 
 def content_digest(root: str | Path, files: list[Path]) -> str:

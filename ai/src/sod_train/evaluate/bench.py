@@ -83,13 +83,6 @@ def parse_list(text: str, what: str, max_items: int = MAX_LIST) -> list[str]:
     return items
 
 
-def count_params(model: onnx.ModelProto) -> int:
-    """Number of elements in the model's floating-point initializers."""
-    return sum(
-        math.prod(init.dims) for init in model.graph.initializer if init.data_type in FLOAT_TYPES
-    )
-
-
 def with_fixed_input(model: onnx.ModelProto, height: int, width: int) -> onnx.ModelProto:
     """A copy of ``model`` whose first input is fixed to [1, C, height, width]."""
     fixed = onnx.ModelProto()
@@ -127,7 +120,7 @@ def _run_shapes(
     known = {o.name for o in probe.graph.output} | {i.name for i in probe.graph.input}
     for name in sorted(names - known):
         probe.graph.output.append(onnx.ValueInfoProto(name=name))
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = modelio.create_session(probe.SerializeToString())
     inp = session.get_inputs()[0].name
     x = np.zeros((1, 3, height, width), dtype=np.float32)
     outputs = session.run(None, {inp: x})
@@ -248,7 +241,7 @@ def _time_models(
                 try:
                     session.run(None, feed, options)
                 except Exception as exc:  # onnxruntime errors, MemoryError: the model fails
-                    errors[i] = modelio.first_line(exc)
+                    errors[i] = modelio.ort_message(exc)
                     if late.is_set():
                         errors[i] = stopped[i] = (
                             f"still running after {guards.MAX_RUN_SECONDS:g} s; stopped"
@@ -325,9 +318,9 @@ def run_bench(
         for i, proto in enumerate(protos)
         for name in sizes
     }
-    first_bytes, first_params = models[0].stat().st_size, count_params(protos[0])
+    first_bytes, first_params = models[0].stat().st_size, modelio.parameter_count(protos[0])
     for i, (path, proto) in enumerate(zip(models, protos, strict=True)):
-        size_bytes, params = path.stat().st_size, count_params(proto)
+        size_bytes, params = path.stat().st_size, modelio.parameter_count(proto)
         report["models"].append(
             {
                 "model": labels[i],

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import onnxsim
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from sod_train import __version__, atomicio
+from sod_train.check import modelio
 from sod_train.check.allowlist import DEFAULT_ALLOWLIST, load_allowlist
 from sod_train.check.check import check_proto
 from sod_train.check.golden import write_golden
@@ -40,7 +40,7 @@ from sod_train.contract import (
     OUTPUT_NAME,
     WIDTH,
 )
-from sod_train.errors import GateError, UserInputError
+from sod_train.errors import GateError, UserInputError, first_line
 from sod_train.guards import check_release_outputs
 from sod_train.model.unet import build_model, count_parameters
 from sod_train.train.config import TrainResult
@@ -119,7 +119,7 @@ def verify_onnx(proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path) 
     if not report.passed:
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failed)
         raise GateError(f"export: the model breaks the host contract ({failed})")
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    session = modelio.create_session(data)
     parity: dict[str, float] = {}
     rng = np.random.default_rng(0)
     for h, w in PARITY_SIZES:
@@ -229,7 +229,7 @@ def export(
     except RuntimeError as exc:
         raise UserInputError(
             f"weights do not fit the recorded model config {result.config.model_config}: "
-            f"{str(exc).splitlines()[0]}"
+            f"{first_line(exc)}"
         ) from None
     params = count_parameters(model)
     folded = fold_batchnorm(model)

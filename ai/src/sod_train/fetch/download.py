@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +28,7 @@ from urllib3.util.retry import Retry
 
 from sod_train import __version__
 from sod_train.errors import GateError
+from sod_train.hashing import update_from_file
 
 CHUNK = 1 << 16
 RETRY_STATUSES = (500, 502, 503, 504)
@@ -142,7 +143,7 @@ def _fetch_into(
         offset = 0
     hasher = hashlib.sha256()
     if offset:
-        _hash_file(part, hasher)  # resume: the digest must cover the bytes already here
+        update_from_file(part, hasher)  # resume: the digest must cover the bytes already here
     if size is not None and offset == size:
         return hasher  # a complete .part from an earlier run: nothing to fetch
     headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -248,16 +249,8 @@ def hash_file(path: Path, quiet: bool = True, label: str = "checking") -> tuple[
             done += n
             bar.update(n, done)
 
-        _hash_file(path, hasher, advance)
+        update_from_file(path, hasher, advance)
     return hasher.hexdigest(), size
-
-
-def _hash_file(path: Path, hasher: Any, on_block: Callable[[int], None] | None = None) -> None:
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            hasher.update(block)
-            if on_block:
-                on_block(len(block))
 
 
 def _range_start(response: requests.Response) -> int | None:

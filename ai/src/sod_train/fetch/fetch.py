@@ -21,7 +21,14 @@ import requests
 
 from sod_train.atomicio import write_json
 from sod_train.data.imageio import open_image
-from sod_train.data.pairs import Pair, content_digest, digest_aliases, mask_problem, scan_pairs
+from sod_train.data.pairs import (
+    Pair,
+    content_digest,
+    digest_aliases,
+    mask_problem,
+    pair_files,
+    scan_pairs,
+)
 from sod_train.errors import GateError, UserInputError
 from sod_train.fetch.download import NetPolicy, download, folder_lock, hash_file
 from sod_train.fetch.extract import (
@@ -32,7 +39,7 @@ from sod_train.fetch.extract import (
     safe_extract,
     verify_layout,
 )
-from sod_train.fetch.pins import DatasetPin, known_problems, pair_files, pin_for_scan
+from sod_train.fetch.pins import DatasetPin, known_problems, pin_for_scan
 from sod_train.guards import read_json_object
 
 MARKER = ".sod-train-fetch.json"
@@ -165,7 +172,7 @@ def _unpack(
             expected_pairs=None if override else pin.pairs,
             known_bad=pin.known_bad,
         )
-        digest = content_digest(data, pair_files(scan))
+        digest = content_digest(data, pair_files(scan.pairs))
         marker = {
             "dataset": pin.name,
             "archive_sha256": sha256,
@@ -204,7 +211,7 @@ def _already_verified(root: Path, sha256: str) -> dict[str, Any] | None:
         scan = scan_pairs(root, check_headers=False)
     except UserInputError as exc:
         raise GateError(f"{exc}; {advice}") from None
-    digest = content_digest(root, pair_files(scan))
+    digest = content_digest(root, pair_files(scan.pairs))
     same = recorded[1] in digest_aliases(digest)  # markers of earlier versions: legacy digest
     if scan.problems or not same or len(scan.pairs) != recorded[2]:
         raise GateError(
@@ -262,7 +269,7 @@ def verify_folder(root: Path, quiet: bool = False) -> dict[str, Any]:
         ) as results,
     ):
         problems += [p for p in results if p]
-    digest = content_digest(root, pair_files(scan))
+    digest = content_digest(root, pair_files(scan.pairs))
     pin = pin_for_scan(scan, digest)
     pinned = pin.content_digest if pin else None
     known = known_problems(problems, root, pin.known_bad, pin, scan) if pin else []

@@ -145,11 +145,6 @@ def pin_for_scan(scan: PairScan, digest: str) -> DatasetPin | None:
     return pin_for_layout(scan.image_dir.name, scan.mask_dir.name) or pin_for_digest(digest)
 
 
-def pair_files(scan: PairScan) -> list[Path]:
-    """Every image and mask file of ``scan``'s pairs: what a content digest covers."""
-    return [p.image for p in scan.pairs] + [p.mask for p in scan.pairs]
-
-
 def known_problems(
     problems: list[str],
     root: Path,

@@ -65,15 +65,11 @@ def register_model(
     before anything is written, so a stale or half-released model never gets listed.
     """
     from sod_train import atomicio
-    from sod_train.check.modelio import read_model
+    from sod_train.check.modelio import parameter_count, read_model
     from sod_train.errors import GateError
     from sod_train.guards import read_json, refuse_aliases, require_regular_file
-    from sod_train.release.schema import (
-        conv_params,
-        registry_file_problems,
-        sha256_file,
-        validate_metrics,
-    )
+    from sod_train.hashing import file_sha256
+    from sod_train.release.schema import registry_file_problems, validate_metrics
 
     require_regular_file(onnx_path, "the ONNX model")  # named as given, before resolving
     root = Path(path).resolve().parents[2]
@@ -98,10 +94,10 @@ def register_model(
     entry = {
         "id": rel.stem,
         "onnx": rel.as_posix(),
-        "sha256": sha256_file(onnx_path),
+        "sha256": file_sha256(onnx_path),
         "bytes": onnx_path.stat().st_size,
         "opset": max(opsets),
-        "params": conv_params(model),
+        "params": parameter_count(model),
         "license": license,
         "metrics": metrics_rel.as_posix(),
         "card": card_rel.as_posix(),

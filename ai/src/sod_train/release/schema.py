@@ -12,12 +12,13 @@ caller can print every problem at once.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from sod_train.check.modelio import parameter_count
 from sod_train.errors import UserInputError
+from sod_train.hashing import file_sha256
 from sod_train.paths import MODEL_DIR, REPO_ROOT
 
 SCHEMA_DIR = MODEL_DIR
@@ -119,34 +120,6 @@ def validate_registry(obj: Any) -> list[str]:
     return problems
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def conv_params(model: Any) -> int:
-    """Number of values in the Conv/ConvTranspose weight and bias initializers of an ONNX model.
-
-    This is what the registry records as ``params``: after BatchNorm folding it is the
-    model's true parameter count, computed from the shipped file rather than from PyTorch.
-    """
-    import numpy as np
-
-    inits = {init.name: init for init in model.graph.initializer}
-    names = {
-        name
-        for node in model.graph.node
-        if node.op_type in ("Conv", "ConvTranspose") and node.domain in ("", "ai.onnx")
-        for name in node.input[1:3]
-        if name in inits
-    }
-    return sum(int(np.prod(inits[name].dims, dtype=np.int64)) for name in names)
-
-
 def registry_entry_problems(entry: dict[str, Any], root: Path = REPO_ROOT) -> list[str]:
     """Compare one (schema-valid) registry entry with the ONNX, metrics and card files it names."""
     where = f"models[{entry['id']}]"
@@ -154,7 +127,7 @@ def registry_entry_problems(entry: dict[str, Any], root: Path = REPO_ROOT) -> li
     if not onnx_path.is_file():
         return [f"{where}: ONNX file {entry['onnx']} not found"]
     problems = []
-    actual_sha = sha256_file(onnx_path)
+    actual_sha = file_sha256(onnx_path)
     if actual_sha != entry["sha256"]:
         problems.append(f"{where}.sha256: {entry['sha256']} but {entry['onnx']} has {actual_sha}")
     size = onnx_path.stat().st_size
@@ -170,7 +143,7 @@ def registry_entry_problems(entry: dict[str, Any], root: Path = REPO_ROOT) -> li
         opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
         if opsets.get("ai.onnx") != entry["opset"]:
             problems.append(f"{where}.opset: {entry['opset']} but the model imports {opsets}")
-        params = conv_params(model)
+        params = parameter_count(model)
         if params != entry["params"]:
             problems.append(f"{where}.params: {entry['params']} but the model has {params}")
     problems += _entry_metrics_problems(entry, root, actual_sha)

@@ -35,6 +35,7 @@ from sod_train.data.decode import TRAIN_MARGIN, DecodedSet, decode_pairs, normal
 from sod_train.data.pairs import (
     content_digest,
     digest_aliases,
+    pair_files,
     raise_if_problems,
     scan_pairs,
     split_scan,
@@ -112,18 +113,17 @@ def load_data(
     raise_if_problems(problems, root, cfg.skip_bad)
     if len(train_set) == 0:
         raise UserInputError(f"{root}: no usable training pairs")
-    files = [p for pair in train_set.pairs + val_set.pairs for p in (pair.image, pair.mask)]
-    info = {
-        "name": scan.image_dir.name.removesuffix("-Image")
-        if scan.image_dir.name.endswith("-Image")
-        else root.name,
-        "digest": content_digest(root, files),
-        "pairs": len(train_set) + len(val_set),
-        "train": len(train_set),
-        "val": len(val_set),
-        "skipped_bad": len(problems),
-        "skipped_files": problems,
-    }
+        info = {
+            "name": scan.image_dir.name.removesuffix("-Image")
+            if scan.image_dir.name.endswith("-Image")
+            else root.name,
+            "digest": content_digest(root, pair_files(train_set.pairs + val_set.pairs)),
+            "pairs": len(train_set) + len(val_set),
+            "train": len(train_set),
+            "val": len(val_set),
+            "skipped_bad": len(problems),
+            "skipped_files": problems,
+        }
     return train_set, val_set, info
 
 
