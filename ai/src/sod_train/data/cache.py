@@ -20,15 +20,12 @@ import contextlib
 import fcntl
 import re
 import shutil
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import click
-
-from sod_train import atomicio
+from sod_train import atomicio, progress
 from sod_train.data.pairs import PairScan, content_digest, digest_aliases, pair_files, scan_pairs
 from sod_train.errors import GateError, UserInputError
 from sod_train.fetch.download import hash_file
@@ -146,7 +143,7 @@ def write_cache(
     digest = content_digest(duts_root, files)
     out_dir.mkdir(parents=True, exist_ok=True)
     shards = []
-    with click.progressbar(plan, label="writing shards", hidden=quiet, file=sys.stderr) as bar:
+    with progress.Bar(plan, label="writing shards", quiet=quiet) as bar:
         for index, members in enumerate(bar):
             dest = out_dir / shard_name(index)
             _write_shard(dest, members)
@@ -291,7 +288,7 @@ def open_cache(
                 if _reusable(root, manifest):
                     return root
                 if not quiet:
-                    click.echo(f"{root}: out of date with the cache; unpacking again", err=True)
+                    progress.note(f"{root}: out of date with the cache; unpacking again")
             _unpack(cache_dir, manifest, root, quiet)
     except OSError as exc:  # unwritable workdir, unreadable shard, full disk: bad input
         raise UserInputError(f"{exc.filename or workdir}: {exc.strerror or exc}") from None

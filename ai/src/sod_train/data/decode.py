@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 
-import click
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from sod_train import progress
 from sod_train.contract import IMAGENET_MEAN, IMAGENET_STD
 from sod_train.data.pairs import Pair, mask_problem
 
@@ -133,7 +133,7 @@ def decode_pairs(
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 0 else None
     try:
         results = pool.imap(fn, pairs, chunksize=16) if pool else map(fn, pairs)
-        with click.progressbar(results, length=len(pairs), label=label, hidden=quiet) as bar:
+        with progress.Bar(results, length=len(pairs), label=label, quiet=quiet) as bar:
             for pair, result in zip(pairs, bar, strict=True):
                 if isinstance(result, str):
                     problems.append(result)

@@ -14,19 +14,17 @@ import fcntl
 import hashlib
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import click
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from sod_train import __version__
+from sod_train import __version__, progress
 from sod_train.errors import GateError
 from sod_train.hashing import update_from_file
 
@@ -111,7 +109,7 @@ def download(
                     f"(kept {have:,} bytes in {part}; re-run to resume)"
                 ) from None
             if not quiet:
-                click.echo(f"{url}: {exc}; resuming at byte {have:,}", err=True)
+                progress.note(f"{url}: {exc}; resuming at byte {have:,}")
             time.sleep(min(policy.backoff_factor * 2 ** max(failures - 1, 0), policy.backoff_max))
     got_size = part.stat().st_size
     if size is not None and got_size != size:
@@ -161,7 +159,7 @@ def _fetch_into(
             mode = "ab"
         elif response.status_code == 200:
             if offset and not quiet:
-                click.echo(f"{url}: server ignored the resume request; restarting at 0", err=True)
+                progress.note(f"{url}: server ignored the resume request; restarting at 0")
             offset, mode, hasher = 0, "wb", hashlib.sha256()
         elif offset and response.status_code in (206, 416):
             part.unlink()  # the server disagrees about what we have: start over
@@ -226,13 +224,7 @@ def _progress(length: int | None, start: int, label: str, quiet: bool) -> Any:
         rate = (done - start) / max(time.monotonic() - began, 1e-3)
         return f"{done / 1e6:,.1f}/{(length or 0) / 1e6:,.1f} MB  {rate / 1e6:,.1f} MB/s"
 
-    bar = click.progressbar(
-        length=length or 1,
-        label=label,
-        hidden=quiet or not length,
-        item_show_func=show,
-        file=sys.stderr,
-    )
+    bar = progress.Bar(length=length or 1, label=label, quiet=quiet or not length, show=show)
     bar.update(start, start)
     return bar
 
@@ -301,9 +293,7 @@ def folder_lock(folder: Path, wait_s: float | None = None, poll_s: float = 0.2) 
         except BlockingIOError:
             fh.close()
             if not said:
-                click.echo(
-                    f"another fetch is writing to {folder}; waiting for it ({lock_path})", err=True
-                )
+                progress.note(f"another fetch is writing to {folder}; waiting for it ({lock_path})")
                 said = True
             if deadline is not None and time.monotonic() >= deadline:
                 raise GateError(

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import stat
-import sys
 import tempfile
 import zipfile
 import zlib
@@ -21,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 
-import click
-
+from sod_train import progress
 from sod_train.data.pairs import PairScan, check_pair_headers, locate_layout, scan_pairs
 from sod_train.errors import GateError, UserInputError
 from sod_train.fetch.pins import known_problems
@@ -184,9 +182,7 @@ def _write_members(
     """Write the checked entries, counting bytes so no entry outgrows its declared size."""
     declared = sum(info.file_size for info, _ in members)
     written_all = 0
-    with click.progressbar(
-        length=max(declared, 1), label="extracting", hidden=quiet, file=sys.stderr
-    ) as bar:
+    with progress.Bar(length=max(declared, 1), label="extracting", quiet=quiet) as bar:
         for info, parts in members:
             target = into.joinpath(*parts)
             if info.is_dir():

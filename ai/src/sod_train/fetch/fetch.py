@@ -9,16 +9,15 @@ of any folder and compares its content digest with the pin.
 from __future__ import annotations
 
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import click
 import requests
 
+from sod_train import progress
 from sod_train.atomicio import write_json
 from sod_train.data.imageio import open_image
 from sod_train.data.pairs import (
@@ -96,8 +95,8 @@ def fetch_dataset(
                 _check_archive(archive, expected_sha, expected_size, quiet, theirs=False)
             else:
                 if not quiet:
-                    click.echo(pin.terms, err=True)
-                    click.echo(f"downloading {url or pin.url} -> {archive}", err=True)
+                    progress.note(pin.terms)
+                    progress.note(f"downloading {url or pin.url} -> {archive}")
                 download(
                     url or pin.url,
                     archive,
@@ -120,18 +119,16 @@ def fetch_dataset(
             downloaded.unlink(missing_ok=True)
             raise GateError(f"{exc} (removed {downloaded})") from None
     if known:
-        click.echo(
+        progress.note(
             f"note: {len(known)} file(s) of the published {pin.name} fail the mask check "
-            "(every genuine copy has them):\n  " + "\n  ".join(known),
-            err=True,
+            "(every genuine copy has them):\n  " + "\n  ".join(known)
         )
     private = override and pin.sha256 is not None  # the user's own archive, not the pin's
     if pin.content_digest and digest != pin.content_digest and not private:
-        click.echo(
+        progress.note(
             f"warning: content digest {digest} differs from the {pin.name} digest "
             f"{pin.content_digest} measured on {pin.digest_source}; "
-            "`sod-train verify-data` will report this copy as different",
-            err=True,
+            "`sod-train verify-data` will report this copy as different"
         )
     return FetchResult(root, pairs, digest, already=False)
 
@@ -260,12 +257,11 @@ def verify_folder(root: Path, quiet: bool = False) -> dict[str, Any]:
     workers = min(8, os.cpu_count() or 1)
     with (
         ThreadPoolExecutor(workers) as pool,
-        click.progressbar(
+        progress.Bar(
             pool.map(_decode_problem, scan.pairs),
             length=len(scan.pairs),
             label="decoding",
-            hidden=quiet,
-            file=sys.stderr,
+            quiet=quiet,
         ) as results,
     ):
         problems += [p for p in results if p]

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import numpy as np
 import onnxruntime as ort
 import torch
 
-from sod_train import atomicio
+from sod_train import atomicio, progress
 from sod_train.check import modelio
 from sod_train.data.decode import DecodedSet, decode_pairs, normalize
 from sod_train.data.pairs import raise_if_problems, scan_pairs, split_scan
@@ -53,7 +52,7 @@ def load_fold(
 def fold_iou(session: ort.InferenceSession, val: DecodedSet, quiet: bool = True) -> dict:
     """IoU at 0.5 of the model in ``session`` on the decoded fold ``val``."""
     ious = []
-    with click.progressbar(range(len(val)), label="fold IoU", hidden=quiet) as bar:
+    with progress.Bar(range(len(val)), label="fold IoU", quiet=quiet) as bar:
         for i in bar:
             x = normalize(val.images[i][None]).numpy()
             try:  # the one way to run a model: any failure, a deadline, a non-float output

@@ -23,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 
+from sod_train import progress
 from sod_train.data.decode import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches
 from sod_train.data.pairs import (
     content_digest,
@@ -331,12 +331,12 @@ def train_one_epoch(
         return f"loss {shown['loss']:.4f}  {rate:.0f} img/s"
 
     n_batches = math.ceil(len(order) / per_rank_batch)
-    with click.progressbar(
+    with progress.Bar(
         timed,
         length=n_batches,
         label=f"epoch {epoch}/{cfg.epochs}",
-        hidden=rt.quiet or not info.is_main,
-        item_show_func=status,
+        quiet=rt.quiet or not info.is_main,
+        show=status,
     ) as bar:
         for step, (images, masks) in enumerate(bar):
             t_step = time.perf_counter()
@@ -611,15 +611,14 @@ def _resume(
     if ema is not None:
         ema.load_state_dict(state.ema)
     if not quiet:
-        click.echo(f"resumed from {path} after epoch {state.epoch}", err=True)
+        progress.note(f"resumed from {path} after epoch {state.epoch}")
     return state.epoch + 1, state.history, state.best
 
 
 def _print_epoch(h: dict[str, Any], epochs: int, is_best: bool) -> None:
-    click.echo(
+    progress.note(
         f"epoch {h['epoch']}/{epochs}  train_loss {h['train_loss']:.4f}  "
         f"val_loss {h['val_loss']:.4f}  val_iou {h['val_iou']:.4f} "
         f"(batch {h['val_iou_batch']:.4f})  {h['img_per_s']:.0f} img/s  {h['seconds']:.1f}s"
-        + ("  *best" if is_best else ""),
-        err=True,
+        + ("  *best" if is_best else "")
     )
