@@ -9,7 +9,7 @@ A synthetic DUTS-layout set (sod_train.data.synthetic, ``--pairs`` images of abo
 runs anywhere without DUTS. Each timed step is cut into three stages, measured side by
 side in the same steps, with the device synchronised after each one:
 
-* ``assemble``: ``dataset.train_batches`` (random crop, flip, stack) on the device that
+* ``assemble``: ``TrainAugment.batches`` (random crop, flip, stack) on the device that
   holds the decoded set (the GPU on CUDA, as in the trainer, unless ``--host-data``);
 * ``copy``: host -> device copy, ImageNet normalisation, channels_last if asked;
 * ``compute``: forward, BCE + Dice loss, backward and the Adam step.
@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sod_train.data.decode import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches
+from sod_train.data.augment import TrainAugment
+from sod_train.data.decode import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize
 from sod_train.data.pairs import scan_pairs
 from sod_train.data.synthetic import make_synthetic_duts
 from sod_train.model.losses import saliency_loss
@@ -62,7 +63,7 @@ def endless_batches(
     """The trainer's batches, epoch after epoch (a fresh shuffle each), full batches only."""
     for _ in itertools.count():
         order = torch.randperm(len(data), generator=generator).tolist()
-        for images, masks in train_batches(data, order, batch, crop, generator):
+        for images, masks in TrainAugment(crop).batches(data, order, batch, generator):
             if len(images) == batch:
                 yield images, masks
 

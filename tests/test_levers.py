@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from conftest import REPO
 from sod_train.check.check import check_model
 from sod_train.cli.main import main
-from sod_train.data.decode import DecodedSet, scale_window, train_batches
+from sod_train.data.augment import TrainAugment, scale_window
+from sod_train.data.decode import DecodedSet
 from sod_train.export.export import export
 from sod_train.model.unet import TinyUNet, UNetConfig, build_model, count_parameters
 from sod_train.train.config import Runtime, TrainConfig
@@ -162,7 +163,7 @@ def fake_set(n=6):
 
 def batches(data, **jitter):
     gen = torch.Generator().manual_seed(3)
-    return list(train_batches(data, list(range(len(data))), 4, CROP, gen, **jitter))
+    return list(TrainAugment(CROP, **jitter).batches(data, list(range(len(data))), 4, gen))
 
 
 def test_no_jitter_keeps_the_plain_draw_sequence():

@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from sod_train import atomicio
 from sod_train.check.allowlist import DEFAULT_ALLOWLIST
 from sod_train.guards import MAX_BATCH_SIZE, MAX_CROP, MAX_EPOCHS
+from sod_train.train.config import Runtime, TrainConfig
 from sod_train.train.presets import preset_names
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
@@ -25,6 +26,28 @@ def _int_tuple(
         return tuple(int(v) for v in value.split(","))
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got '{value}'") from None
+
+
+_RECIPE = TrainConfig()  # the defaults --help shows: the default preset's, from one place
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "none"
+    return str(value)
+
+
+def recipe_option(name: str, help: str, shown: str | None = None, **kwargs: Any) -> Callable:
+    """A --option for the TrainConfig field it names; its [default] read from TrainConfig.
+
+    A preset may change the default: ``--preset NAME`` values win over it, explicit
+    options over both (so the option itself defaults to None: "not given").
+    """
+    field = name.lstrip("-").split("/")[0].replace("-", "_")
+    default = shown if shown is not None else _shown(getattr(_RECIPE, field))
+    return click.option(name, help=f"{help} [default: {default}]", **kwargs)
 
 
 def train_options(fn: Callable) -> Callable:
@@ -54,112 +77,87 @@ def train_options(fn: Callable) -> Callable:
             show_default=True,
             help="Named recipe; explicit options override it.",
         ),
-        click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), help="Epochs [default: 50]."),
-        click.option(
-            "--batch-size",
-            type=click.IntRange(1, MAX_BATCH_SIZE),
-            help="Batch size [default: 32].",
+        recipe_option("--epochs", "Epochs.", type=click.IntRange(1, MAX_EPOCHS)),
+        recipe_option("--batch-size", "Batch size.", type=click.IntRange(1, MAX_BATCH_SIZE)),
+        recipe_option("--lr", "Learning rate.", type=click.FloatRange(min=0, min_open=True)),
+        recipe_option("--crop-size", "Training crop.", type=click.IntRange(8, MAX_CROP)),
+        recipe_option(
+            "--seed", "Seed for init, split and augmentation.", type=click.IntRange(0, 2**32 - 1)
         ),
-        click.option(
-            "--lr",
-            type=click.FloatRange(min=0, min_open=True),
-            help="Learning rate [default: 1e-3].",
-        ),
-        click.option(
-            "--crop-size", type=click.IntRange(8, MAX_CROP), help="Training crop [default: 256]."
-        ),
-        click.option(
-            "--seed",
-            type=click.IntRange(0, 2**32 - 1),
-            help="Seed for init, split and augmentation [default: 42].",
-        ),
-        click.option(
+        recipe_option(
             "--val-fraction",
+            "Validation share; at least 64 pairs.",
             type=click.FloatRange(0, 1, min_open=True, max_open=True),
-            help="Validation share; at least 64 pairs [default: 0.05].",
         ),
-        click.option(
+        recipe_option(
             "--min-val-iou",
+            "Ship gate: refuse to export below this best validation IoU.",
             type=click.FloatRange(0, 1),
-            default=0.5,
-            show_default=True,
-            help="Ship gate: refuse to export below this best validation IoU.",
+            default=_RECIPE.min_val_iou,
         ),
-        click.option(
-            "--widths", callback=_int_tuple, help="Encoder widths, e.g. 16,32,48 (preset)."
-        ),
-        click.option(
-            "--dilations", callback=_int_tuple, help="Bottleneck dilations, e.g. 1,2 (preset)."
-        ),
-        click.option(
+        recipe_option("--widths", "Encoder widths.", callback=_int_tuple),
+        recipe_option("--dilations", "Bottleneck dilations.", callback=_int_tuple),
+        recipe_option(
             "--separable/--no-separable",
+            "Depthwise-separable 3x3 convolutions (all but the first).",
             default=None,
-            help="Depthwise-separable 3x3 convolutions (all but the first) [default: preset].",
         ),
-        click.option(
-            "--loss", type=click.Choice(["bce+dice", "bce+iou"]), help="Loss [default: bce+dice]."
-        ),
-        click.option(
+        recipe_option("--loss", "Loss.", type=click.Choice(["bce+dice", "bce+iou"])),
+        recipe_option(
             "--arch",
+            "Network family: the anchor TinyUNet or the efficient LiteUNet.",
             type=click.Choice(["anchor", "lite"]),
-            help="Network family: the anchor TinyUNet or the efficient LiteUNet [default: anchor].",
         ),
-        click.option(
-            "--blocks", callback=_int_tuple, help="lite: residual blocks per level (preset)."
-        ),
-        click.option(
+        recipe_option("--blocks", "lite: residual blocks per level.", callback=_int_tuple),
+        recipe_option(
             "--refine",
+            "lite: channels of the full-resolution head; 0 = ConvTranspose straight to the logit.",
             type=click.IntRange(0, 64),
-            help="lite: channels of the full-resolution head; 0 = ConvTranspose straight "
-            "to the logit [default: 8].",
         ),
-        click.option(
+        recipe_option(
             "--deep-supervision",
+            "lite: weight of the side outputs' loss; 0 = off.",
             type=click.FloatRange(0, 10),
-            help="lite: weight of the side outputs' loss; 0 = off [default: 0].",
         ),
-        click.option("--optimizer", type=click.Choice(["adam", "adamw"]), help="[default: adam]."),
-        click.option("--weight-decay", type=click.FloatRange(0, 1), help="[default: 0]."),
-        click.option(
+        recipe_option("--optimizer", "Optimizer.", type=click.Choice(["adam", "adamw"])),
+        recipe_option("--weight-decay", "Weight decay.", type=click.FloatRange(0, 1)),
+        recipe_option(
             "--schedule",
+            "LR schedule: cosine per epoch, or linear warm-up + cosine per step.",
             type=click.Choice(["cosine", "warmup-cosine"]),
-            help="LR schedule: cosine per epoch, or linear warm-up + cosine per step "
-            "[default: cosine].",
         ),
-        click.option(
+        recipe_option(
             "--warmup-epochs",
+            "warmup-cosine: warm-up length in epochs.",
             type=click.FloatRange(0, 1000),
-            help="warmup-cosine: warm-up length in epochs [default: 0].",
         ),
-        click.option(
+        recipe_option(
             "--final-crop",
+            "Progressive resizing: crop of the last --final-epochs.",
+            shown="off",
             type=click.IntRange(8, MAX_CROP),
-            help="Progressive resizing: crop of the last --final-epochs [default: off].",
         ),
-        click.option(
-            "--final-epochs",
-            type=click.IntRange(0, MAX_EPOCHS),
-            help="See --final-crop [default: 0].",
-        ),
-        click.option(
+        recipe_option("--final-epochs", "See --final-crop.", type=click.IntRange(0, MAX_EPOCHS)),
+        recipe_option(
             "--val-crop",
+            "Validation (model selection) crop.",
+            shown="--crop-size",
             type=click.IntRange(8, MAX_CROP),
-            help="Validation (model selection) crop [default: --crop-size].",
         ),
-        click.option(
+        recipe_option(
             "--ema",
+            "EMA decay of the weights, e.g. 0.999; validated and exported; 0 = off.",
             type=click.FloatRange(0, 1, max_open=True),
-            help="EMA decay of the weights, e.g. 0.999; validated and exported [default: 0, off].",
         ),
-        click.option(
+        recipe_option(
             "--colour-jitter",
+            "Brightness/contrast/saturation factors in [1-S, 1+S]; 0 = off.",
             type=click.FloatRange(0, 1),
-            help="Brightness/contrast/saturation factors in [1-S, 1+S] [default: 0, off].",
         ),
-        click.option(
+        recipe_option(
             "--scale-jitter",
+            "Random window of side crop*[1-S, 1+S] resized to the crop; 0 = off.",
             type=click.FloatRange(0, 1, max_open=True),
-            help="Random window of side crop*[1-S, 1+S] resized to the crop [default: 0, off].",
         ),
         click.option(
             "--metrics-out",
@@ -181,13 +179,11 @@ def train_options(fn: Callable) -> Callable:
         click.option(
             "--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir."
         ),
-        click.option(
-            "--skip-bad", is_flag=True, help="Skip (and count) bad pairs instead of failing."
-        ),
-        click.option(
+        recipe_option("--skip-bad", "Skip (and count) bad pairs instead of failing.", is_flag=True),
+        recipe_option(
             "--convert-rgb-masks",
+            "Accept RGB masks as luminance (DUTS-TR has 3; the anchor kept them).",
             is_flag=True,
-            help="Accept RGB masks as luminance (DUTS-TR has 3; the anchor kept them).",
         ),
         click.option(
             "--amp/--no-amp",
@@ -218,98 +214,28 @@ def train_options(fn: Callable) -> Callable:
     return fn
 
 
-def run_train(
-    duts_root: Path | None,
-    output: Path,
-    preset: str,
-    min_val_iou: float,
-    metrics_out: Path | None,
-    device: str,
-    workers: int | None,
-    checkpoint_dir: Path | None,
-    resume: bool,
-    amp: bool | None,
-    quiet: bool,
-    data_cache: Path | None = None,
-    no_export: bool = False,
-    smoke: bool = False,
-    threads: int | None = None,
-    **recipe: object,
-) -> dict | None:
-    """Train, gate and export in one go; returns the metrics dict (None on ranks > 0).
+RUNTIME = ("device", "workers", "checkpoint_dir", "resume", "quiet", "amp", "threads")
+PIPELINE = ("output", "duts_root", "data_cache", "metrics_out", "no_export", "smoke")
+FLAGS = ("skip_bad", "convert_rgb_masks")  # click gives False when absent: not an override
 
-    ``recipe`` holds the TrainConfig fields given on the command line (None: the
-    preset's value). Under torchrun every rank trains; only rank 0 gates and writes.
-    """
-    from sod_train.train.config import Runtime, TrainConfig
-    from sod_train.train.distributed import session
-    from sod_train.train.loop import train
 
-    flags = {"skip_bad", "convert_rgb_masks"}  # click gives False when absent: not an override
-    recipe = {k: (v or None) if k in flags else v for k, v in recipe.items()}
-    cfg = TrainConfig.from_preset(preset, min_val_iou=min_val_iou, **recipe)
-    rt = Runtime(
-        device=device,
-        workers=workers,
-        resume=resume,
-        quiet=quiet,
-        amp=amp,
-        threads=threads,
-        checkpoint_dir=checkpoint_dir or Path("checkpoints") / output.stem,
-    )
-    if (duts_root is None) == (data_cache is None):
-        raise click.UsageError("give exactly one of --duts-root and --data-cache")
-    if not no_export:
-        atomicio.ensure_writable_dir(output.parent, "ONNX file")
-        if metrics_out:
-            atomicio.ensure_writable_dir(metrics_out.parent, "metrics JSON")
-    atomicio.ensure_writable_dir(rt.checkpoint_dir, "checkpoints")
-    if data_cache is not None:
-        from sod_train.data.cache import open_cache
+def run_train(options: dict[str, Any]) -> dict | None:
+    """Build the recipe and the runtime once from the options, then train -> export."""
+    from sod_train.train.pipeline import train_and_export
 
-        duts_root = open_cache(data_cache, quiet=quiet)
-    from sod_train.guards import check_release_outputs
-
-    if not no_export:  # every output writable, none a training file nor the checkpoint
-        check_release_outputs(
-            output,
-            metrics_out,
-            data_root=duts_root,
-            writes=[("the checkpoint", rt.checkpoint_dir / "last.pt")],
-        )
-    with session(device) as info:
-        result = train(duts_root, cfg, rt)
-    if not info.is_main:
-        return None
-    if no_export:
-        click.echo(
-            f"checkpoint: {rt.checkpoint_dir / 'last.pt'} (best val IoU "
-            f"{result.best_val_iou:.4f}); export with: sod-train export "
-            f"{rt.checkpoint_dir} --output {output}",
-            err=True,
-        )
-        return None
-    from sod_train.export.export import (  # needs onnxsim: not imported by --no-export
-        check_gate,
-        export,
-    )
-
-    check_gate(result, min_val_iou)
-    metrics = export(result, output, metrics_out, min_val_iou=min_val_iou, smoke=smoke)
-    if not quiet:
-        click.echo(
-            f"wrote {output} (best val IoU {result.best_val_iou:.4f} at epoch "
-            f"{result.best_epoch}, {metrics['model']['params']:,} params)",
-            err=True,
-        )
-    return metrics
+    rt = Runtime(**{k: options.pop(k) for k in RUNTIME})
+    run = {k: options.pop(k) for k in PIPELINE}
+    preset = options.pop("preset")
+    recipe = {k: (v or None) if k in FLAGS else v for k, v in options.items()}
+    cfg = TrainConfig.from_preset(preset, **recipe)
+    return train_and_export(cfg, rt, **run)
 
 
 @click.command("train")
 @train_options
-def train(**kwargs) -> None:
+def train(**options: Any) -> None:
     """Train the tiny U-Net on DUTS-TR and export a verified ONNX file."""
-    run_train(**kwargs)
+    run_train(options)
 
 
 @click.command("export")

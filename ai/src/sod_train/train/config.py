@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from sod_train.errors import UserInputError
-from sod_train.model.unet import UNetConfig
+from sod_train.model.config import UNetConfig
 from sod_train.train.presets import PRESETS
+
+if TYPE_CHECKING:  # torch stays out of the import of a recipe (sod-train --help)
+    import torch
+
+    from sod_train.data.augment import TrainAugment
+
+_NET = UNetConfig()  # the network fields' defaults live in UNetConfig
 
 
 @dataclass(frozen=True)
@@ -30,18 +35,18 @@ class TrainConfig:
     val_fraction: float = 0.05
     min_val_iou: float = 0.5
     preset: str = "default"
-    widths: tuple[int, ...] = (16, 32, 48)
-    dilations: tuple[int, ...] = (1,)
-    separable: bool = False
+    widths: tuple[int, ...] = _NET.widths
+    dilations: tuple[int, ...] = _NET.dilations
+    separable: bool = _NET.separable
     loss: str = "bce+dice"
     optimizer: str = "adam"
     weight_decay: float = 0.0
     ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
     colour_jitter: float = 0.0  # brightness/contrast/saturation factors in [1-s, 1+s]
     scale_jitter: float = 0.0  # square window of side crop * [1-s, 1+s], resized to the crop
-    arch: str = "anchor"  # network family: "anchor" (TinyUNet) or "lite" (LiteUNet)
-    blocks: tuple[int, ...] = ()  # lite: residual blocks per level
-    refine: int = 8  # lite: full-resolution head channels
+    arch: str = _NET.arch  # network family: "anchor" (TinyUNet) or "lite" (LiteUNet)
+    blocks: tuple[int, ...] = _NET.blocks  # lite: residual blocks per level
+    refine: int = _NET.refine  # lite: full-resolution head channels
     deep_supervision: float = 0.0  # weight of the side outputs' mean loss (lite); 0 = off
     schedule: str = "cosine"  # "cosine" per epoch (the anchor's) or "warmup-cosine" per step
     warmup_epochs: float = 0.0  # warmup-cosine: linear warm-up length
@@ -61,14 +66,8 @@ class TrainConfig:
 
     @property
     def model_config(self) -> UNetConfig:
-        return UNetConfig(
-            tuple(self.widths),
-            tuple(self.dilations),
-            bool(self.separable),
-            arch=self.arch,
-            blocks=tuple(self.blocks),
-            refine=self.refine,
-        )
+        """The network part of the recipe (the fields UNetConfig names)."""
+        return UNetConfig(**{f.name: getattr(self, f.name) for f in fields(UNetConfig)})
 
     def crop_at(self, epoch: int) -> int:
         """Training crop of ``epoch`` (1-based): ``final_crop`` in the last ``final_epochs``."""
@@ -79,6 +78,21 @@ class TrainConfig:
     @property
     def max_crop(self) -> int:
         return max(self.crop_size, self.final_crop if self.final_epochs else 0)
+
+    @property
+    def eval_crop(self) -> int:
+        """Validation (model selection) crop: ``val_crop``, else the training crop."""
+        return self.val_crop or self.crop_size
+
+    def augments(self) -> dict[int, TrainAugment]:
+        """The training transform of every crop this recipe trains at, built once."""
+        from sod_train.data.augment import TrainAugment  # torch: only when training
+
+        crops = {self.crop_at(epoch) for epoch in range(1, self.epochs + 1)}
+        return {
+            crop: TrainAugment(crop, self.scale_jitter, self.colour_jitter)
+            for crop in sorted(crops)
+        }
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

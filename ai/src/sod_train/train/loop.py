@@ -31,7 +31,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 
 from sod_train import progress
-from sod_train.data.decode import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize, train_batches
+from sod_train.data.augment import TrainAugment
+from sod_train.data.decode import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize
 from sod_train.data.pairs import (
     content_digest,
     digest_aliases,
@@ -105,9 +106,8 @@ def load_data(
     train_set, train_bad = decode_pairs(
         train_pairs, short, None, workers, "decode train", quiet, rgb
     )
-    val_crop = cfg.val_crop or cfg.crop_size
     val_set, val_bad = decode_pairs(
-        val_pairs, val_crop, val_crop, workers, "decode val", quiet, rgb
+        val_pairs, cfg.eval_crop, cfg.eval_crop, workers, "decode val", quiet, rgb
     )
     problems = scan.problems + train_bad + val_bad
     raise_if_problems(problems, root, cfg.skip_bad)
@@ -294,6 +294,7 @@ def train_one_epoch(
     step_model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     data: DecodedSet,
+    augment: TrainAugment,
     cfg: TrainConfig,
     rt: Runtime,
     epoch: int,
@@ -310,14 +311,8 @@ def train_one_epoch(
     step_model.train()
     per_rank_batch = cfg.batch_size // info.world
     order = epoch_order(len(data), cfg.seed, epoch, info)
-    batches = train_batches(
-        data,
-        order,
-        per_rank_batch,
-        cfg.crop_at(epoch),
-        epoch_generator(cfg.seed, epoch, info.rank),
-        scale_jitter=cfg.scale_jitter,
-        colour_jitter=cfg.colour_jitter,
+    batches = augment.batches(
+        data, order, per_rank_batch, epoch_generator(cfg.seed, epoch, info.rank)
     )
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(rt.amp))
     timed = _Timed(batches)
@@ -441,6 +436,7 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
 
     last_epoch = cfg.epochs if rt.stop_after_epoch is None else min(cfg.epochs, rt.stop_after_epoch)
     rt = replace(rt, amp=amp)
+    augments = cfg.augments()  # the training transform of each crop, built once
     scaled: dict[int, DecodedSet] = {}  # progressive resizing: one rescaled copy per crop
     for epoch in range(start_epoch, last_epoch + 1):
         t0 = time.perf_counter()
@@ -454,6 +450,7 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
                 step_model,
                 optimizer,
                 epoch_set,
+                augments[crop],
                 cfg,
                 rt,
                 epoch,
