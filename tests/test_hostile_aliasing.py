@@ -27,6 +27,7 @@ from hostile import (
 from test_schema import make_metrics
 
 from sod_train.check.golden import write_golden
+from sod_train.data.pairs import training_files
 from sod_train.errors import UserInputError
 from sod_train.guards import check_release_outputs, refuse_aliases
 
@@ -258,11 +259,11 @@ def test_release_output_may_not_be_a_training_file(tmp_path):
     data = data_folder(tmp_path / "D")
     image = data / "images" / "img_000.jpg"
     with pytest.raises(UserInputError, match="the training image"):
-        check_release_outputs(image, data_root=data)
+        check_release_outputs(image, reads=training_files(data))
     link = tmp_path / "x.onnx"
     os.link(data / "masks" / "img_001.png", link)
     with pytest.raises(UserInputError, match="the training mask"):
-        check_release_outputs(link, data_root=data)
+        check_release_outputs(link, reads=training_files(data))
 
 
 def test_release_outputs_under_a_file_are_refused(tmp_path):

@@ -322,22 +322,6 @@ def check_output_dir(path: str | os.PathLike[str], what: str) -> None:
     _check_folder_usable(path, path, what)
 
 
-def data_files(root: str | os.PathLike[str]) -> list[tuple[str, Path]]:
-    """``(label, path)`` of every image and mask of a data folder, for :func:`refuse_aliases`.
-
-    A listing only (no file is opened); an unreadable folder gives no entries, since the
-    scan that follows reports it properly.
-    """
-    from sod_train.data.pairs import scan_pairs
-
-    try:
-        scan = scan_pairs(root, check_headers=False)
-    except UserInputError:
-        return []
-    files = [("the training image", p.image) for p in scan.paired]
-    return files + [("the training mask", p.mask) for p in scan.paired]
-
-
 def release_outputs(
     output: str | os.PathLike[str], metrics_out: str | os.PathLike[str] | None = None
 ) -> list[tuple[str, Path]]:
@@ -356,22 +340,20 @@ def check_release_outputs(
     output: str | os.PathLike[str],
     metrics_out: str | os.PathLike[str] | None = None,
     reads: Iterable[tuple[str, str | os.PathLike[str]]] = (),
-    data_root: str | os.PathLike[str] | None = None,
     writes: Iterable[tuple[str, str | os.PathLike[str]]] = (),
 ) -> None:
     """Refuse, before training or exporting, release paths that cannot be written or alias.
 
     Every file of :func:`release_outputs` must be writable (no folder or FIFO there, no
     parent that is a file) and none may be one of ``reads`` (a checkpoint, the allowlist),
-    a file of the data folder ``data_root``, one of ``writes`` (the checkpoint a run
-    saves) or another of them (``--metrics-out`` equal to ``--output`` or to the golden
-    vectors' path).
+    a file of the data folder (pass :func:`sod_train.data.pairs.training_files` in
+    ``reads``), one of ``writes`` (the checkpoint a run saves) or another of them
+    (``--metrics-out`` equal to ``--output`` or to the golden vectors' path).
     """
     outputs = release_outputs(output, metrics_out)
     for label, path in outputs:
         check_output_file(path, label)
-    all_reads = list(reads) + (data_files(data_root) if data_root is not None else [])
-    refuse_aliases(all_reads, [*outputs, *writes])
+    refuse_aliases(list(reads), [*outputs, *writes])
 
 
 @contextlib.contextmanager

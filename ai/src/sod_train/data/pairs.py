@@ -262,3 +262,17 @@ def split_scan(scan: PairScan, val_fraction: float, seed: int) -> tuple[list[Pai
     good = set(scan.pairs)
     train, val = split_pairs(scan.paired, val_fraction, seed)
     return [p for p in train if p in good], [p for p in val if p in good]
+
+
+def training_files(root: str | Path) -> list[tuple[str, Path]]:
+    """``(label, path)`` of every image and mask of a data folder, to refuse as outputs.
+
+    A listing only (no file is opened); an unreadable folder gives no entries, since the
+    scan that follows reports it properly.
+    """
+    try:
+        scan = scan_pairs(root, check_headers=False)
+    except UserInputError:
+        return []
+    files = [("the training image", p.image) for p in scan.paired]
+    return files + [("the training mask", p.mask) for p in scan.paired]

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from sod_train import atomicio
+from sod_train.contract import QUALITY_METRICS
 from sod_train.errors import UserInputError
 from sod_train.guards import check_output_file, refuse_aliases
 from sod_train.paths import CARD_DIR, REGISTRY_PATH, REPO_ROOT
 from sod_train.release.schema import (
-    QUALITY_METRICS,
     load_json,
     validate_evaluations,
     validate_metrics,

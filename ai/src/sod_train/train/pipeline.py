@@ -28,6 +28,7 @@ def train_and_export(
     before the first epoch. Under torchrun every rank trains; only rank 0 gates and
     writes. With ``no_export`` it trains and checkpoints only.
     """
+    from sod_train.data.pairs import training_files
     from sod_train.guards import check_release_outputs
     from sod_train.train.distributed import session
     from sod_train.train.loop import train
@@ -48,7 +49,10 @@ def train_and_export(
     checkpoint = checkpoint_dir / CHECKPOINT_NAME
     if not no_export:
         check_release_outputs(
-            output, metrics_out, data_root=duts_root, writes=[("the checkpoint", checkpoint)]
+            output,
+            metrics_out,
+            reads=training_files(duts_root),
+            writes=[("the checkpoint", checkpoint)],
         )
     with session(rt.device) as info:
         result = train(duts_root, cfg, replace(rt, checkpoint_dir=checkpoint_dir))
