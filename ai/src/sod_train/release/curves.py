@@ -3,8 +3,9 @@
 The card and the HTML report show the same picture: train and validation loss per epoch
 on the left, validation IoU on the right. matplotlib is an optional extra (``report``),
 imported only inside the functions that plot. The PNG is reproducible: the same history
-gives the same bytes (matplotlib's defaults, not the user's matplotlibrc, and no
-version or date stamp in the file), so a committed image diffs cleanly.
+gives the same bytes with the same matplotlib release (matplotlib's defaults, not the
+user's matplotlibrc; no date in the file, and the release named in its one text chunk),
+so a committed image diffs cleanly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 INSTALL_HINT = 'pip install -e ".[report]"'
+SOFTWARE_PREFIX = "sod-train training curves, matplotlib "
 DPI = 100
 SIZE_IN = (9.0, 3.4)
 
@@ -139,10 +141,28 @@ def render_training_curves(history: list[dict[str, Any]]) -> bytes:
     with _defaults():
         fig = training_curves_figure(history)
         buf = io.BytesIO()
-        # metadata Software=None drops the "matplotlib version ..." text chunk; Agg writes
-        # no date, so the bytes depend on the history (and the matplotlib release) alone.
-        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+        # Agg writes no date; the one text chunk names the matplotlib release (pixels may
+        # change between releases), so the bytes depend on the history and that alone.
+        software = f"{SOFTWARE_PREFIX}{_matplotlib().__version__}"
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": software})
     return buf.getvalue()
+
+
+def drawn_with(png: bytes) -> str | None:
+    """The matplotlib release a PNG from :func:`render_training_curves` was drawn with
+    (its ``Software`` text chunk), or None for any other file. A committed image can
+    only be reproduced byte for byte by that release."""
+    pos = 8 if png[:8] == b"\x89PNG\r\n\x1a\n" else len(png)
+    while pos + 8 <= len(png):
+        length = int.from_bytes(png[pos : pos + 4], "big")
+        kind, body = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
+        if kind == b"tEXt" and body.startswith(b"Software\0"):
+            text = body[len(b"Software\0") :].decode("latin-1")
+            return text.removeprefix(SOFTWARE_PREFIX) if text.startswith(SOFTWARE_PREFIX) else None
+        if kind == b"IDAT":  # text chunks precede the image data
+            return None
+        pos += 12 + length
+    return None
 
 
 def save_training_curves(history: list[dict[str, Any]], path: Path) -> None:
