@@ -52,14 +52,15 @@ def diff(old: Path, new: Path, max_drop: float, as_json: bool) -> None:
     "--out",
     type=_FILE,
     default=None,
-    help="Markdown file to write [default: the registry's card path, else docs/ai/models/<id>.md].",
+    help="Markdown file to write [default: the registry's card path, else docs/ai/models/<id>.md]. "
+    "The training-curves image <id>.curves.png goes beside it.",
 )
 @click.option(
     "--registry",
     type=_FILE,
     default=REGISTRY_PATH,
     show_default="model/tiny/registry.json",
-    help="Registry that supplies the weights licence.",
+    help="Registry that supplies the weights licence and the exported parameter count.",
 )
 @click.option(
     "--anchor-metrics",
@@ -67,14 +68,35 @@ def diff(old: Path, new: Path, max_drop: float, as_json: bool) -> None:
     type=_FILE,
     multiple=True,
     help="JSON with an 'evaluations' section of a reference model to show beside ours "
-    "(repeatable).",
+    "(repeatable) [default: every benchmarks/anchors/*.json].",
 )
-def card(metrics: Path, out: Path | None, registry: Path, anchors: tuple[Path, ...]) -> None:
-    """Render the Markdown model card for METRICS (a <stem>.metrics.json)."""
+@click.option("--no-anchors", is_flag=True, help="Show no reference models at all.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+def card(
+    metrics: Path,
+    out: Path | None,
+    registry: Path,
+    anchors: tuple[Path, ...],
+    no_anchors: bool,
+    quiet: bool,
+) -> None:
+    """Render the Markdown model card and its training-curves image for METRICS
+    (a <stem>.metrics.json). With no options it regenerates the committed card.
+
+    The image needs matplotlib (pip install -e ".[report]"); without it the card is
+    still written, an existing image is kept, and a note says so.
+    """
+    from sod_train.errors import UserInputError
     from sod_train.release.card import write_card
 
-    written = write_card(metrics, out, registry, anchors)
-    click.echo(f"wrote {written}")
+    if no_anchors and anchors:
+        raise UserInputError("--no-anchors and --anchor-metrics contradict each other")
+    chosen = () if no_anchors else (anchors or None)
+    written = write_card(metrics, out, registry, chosen, quiet=quiet)
+    if not quiet:
+        for path in (written.curves, written.card):
+            if path is not None:
+                click.echo(f"wrote {path}")
 
 
 @click.command("register")

@@ -8,10 +8,14 @@ from the model; the output is deterministic (same input, same bytes).
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
+import sys
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sod_train import atomicio
 from sod_train.contract import QUALITY_METRICS
@@ -28,6 +32,52 @@ from sod_train.release.schema import (
 DUTS_CITATION = (
     "Wang et al., *Learning to Detect Salient Objects with Image-Level Supervision*, CVPR 2017"
 )
+# Reference models' results shown beside ours by default (sod-train card needs no flags).
+ANCHOR_DIR = REPO_ROOT / "benchmarks" / "anchors"
+REPORT_HINT = 'pip install -e ".[report]"'
+
+# The two parameter counts a card shows, named the same everywhere.
+TRAINABLE_PARAMS = "trainable parameters (with BatchNorm)"
+ONNX_PARAMS = "exported ONNX parameters (BN folded)"
+PARAMS_DEFINITION = (
+    f"Parameter counts. **{TRAINABLE_PARAMS}**: every trainable tensor of the PyTorch "
+    "network, BatchNorm scale and shift included, as the trainer counts them. "
+    f"**{ONNX_PARAMS}**: the values of the Conv and ConvTranspose weights and biases in "
+    "the shipped ONNX file, after export folded each BatchNorm into the convolution "
+    "before it; this is what the registry records (`params`) and what a host loads."
+)
+
+# Hugging Face Hub licence ids for the licences we use; anything else is "other".
+HUB_LICENSES = {
+    "apache-2.0",
+    "mit",
+    "bsd-2-clause",
+    "bsd-3-clause",
+    "cc-by-4.0",
+    "cc-by-nc-4.0",
+    "cc-by-sa-4.0",
+}
+# Long names of the quality metrics, for model-index entries.
+METRIC_NAMES = {
+    "maxF": "max F-measure (β²=0.3)",
+    "meanF": "mean F-measure (β²=0.3)",
+    "adpF": "adaptive F-measure (β²=0.3)",
+    "wF": "weighted F-measure",
+    "Sm": "S-measure (α=0.5)",
+    "meanEm": "mean E-measure",
+    "maxEm": "max E-measure",
+    "MAE": "mean absolute error",
+    "IoU": "IoU at threshold 0.5",
+}
+DUTS_BIBTEX = """@inproceedings{wang2017duts,
+  title     = {Learning to Detect Salient Objects with Image-Level Supervision},
+  author    = {Wang, Lijun and Lu, Huchuan and Wang, Yifan and Feng, Mengyang and
+               Wang, Dong and Yin, Baocai and Ruan, Xiang},
+  booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern
+               Recognition (CVPR)},
+  pages     = {136--145},
+  year      = {2017}
+}"""
 
 
 def _esc(value: Any) -> str:
@@ -54,16 +104,18 @@ def _shape(shape: list[Any]) -> str:
     return "[" + ", ".join(str(dim) for dim in shape) + "]"
 
 
-def _summary(m: dict[str, Any], entry: dict[str, Any] | None) -> list[str]:
+def _summary(m: dict[str, Any], entry: dict[str, Any] | None, onnx_params: int | None) -> list[str]:
     model, onnx, data, training, gate = m["model"], m["onnx"], m["data"], m["training"], m["gate"]
-    size = f"{model['params']:,} parameters"
+    size = f"architecture `{model['arch']}`"
     if "macs_256" in model:
         size += f", {model['macs_256'] / 1e6:.1f} M multiply-accumulates at 256×256"
+    exported = f"{onnx_params:,}" if onnx_params is not None else "not recorded (not registered)"
     epochs = len(training["history"])
     lines = [
         "## Summary",
         "",
-        f"- **Model:** `{m['model_id']}`, architecture `{model['arch']}`, {size}.",
+        f"- **Model:** `{m['model_id']}`, {size}.",
+        f"- **Parameters:** {exported} {ONNX_PARAMS}; {model['params']:,} {TRAINABLE_PARAMS}.",
         f"- **File:** `{onnx['file']}`, {onnx['bytes']:,} bytes, sha256 `{onnx['sha256']}`.",
         f"- **Weights licence:** {_licence(entry)}.",
         f"- **Trained on:** {data['name']}, {data['train']:,} training and {data['val']:,} "
@@ -85,7 +137,7 @@ def _summary(m: dict[str, Any], entry: dict[str, Any] | None) -> list[str]:
         f"- **Built by:** {m.get('created_by', 'sod-train')}, git commit "
         f"`{env.get('git_commit') or 'unknown'}`."
     )
-    return [*lines, ""]
+    return [*lines, "", PARAMS_DEFINITION, ""]
 
 
 def _licence(entry: dict[str, Any] | None) -> str:
@@ -144,7 +196,7 @@ def _data(m: dict[str, Any], entry: dict[str, Any] | None) -> list[str]:
     )
     if data.get("skipped_bad"):
         counts += f", {data['skipped_bad']} skipped as unreadable"
-    if data["name"].upper().startswith("DUTS"):
+    if _is_duts(data["name"]):
         source = f"**{data['name']}** from the DUTS data set ({DUTS_CITATION}): {counts}."
         terms = [
             "- **Data terms:** the DUTS authors release DUTS free for academic research. "
@@ -255,7 +307,15 @@ def _history(m: dict[str, Any]) -> list[str]:
     seconds = training["seconds_total"]
     lines += [
         f"{len(history)} epoch(s), {seconds:.0f} s in total ({seconds / 60:.1f} min) on "
-        f"{m['environment'].get('device', 'an unrecorded device')}. First, best and last epoch:",
+        f"{m['environment'].get('device', 'an unrecorded device')}.",
+        "",
+    ]
+    image = curves_name(m["model_id"])
+    lines += [
+        f"![Training curves: train and validation loss, validation IoU per epoch]({image})",
+        "",
+        f"`{image}` beside this card, drawn by `sod-train card` from the metrics JSON's "
+        "`training.history`. First, best and last epoch:",
         "",
     ]
     keys = ["train_loss", "val_loss", "val_iou", "val_iou_batch", "lr", "img_per_s"]
@@ -411,7 +471,7 @@ def _limits(m: dict[str, Any]) -> list[str]:
     domain = (
         "natural photos, mostly one dominant object. Expect weaker maps for several or tiny "
         "objects, and for documents, screenshots, medical or other out-of-domain images."
-        if name.upper().startswith("DUTS")
+        if _is_duts(name)
         else "expect weaker maps on images unlike that data set."
     )
     lines = [
@@ -433,19 +493,304 @@ def _limits(m: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _is_duts(name: str) -> bool:
+    return name.upper().startswith("DUTS")
+
+
+def _yaml_scalar(value: Any) -> str:
+    """One YAML scalar: plain where unambiguous, else a JSON string (valid YAML).
+
+    Floats are written positionally from their shortest repr (``0.00005``, never
+    ``5e-05``, which YAML 1.1 readers such as PyYAML take for a string), so a reader
+    gets back exactly the float in the metrics JSON.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = format(Decimal(repr(value)), "f")
+        return text if "." in text else text + ".0"
+    text = str(value)
+    plain = re.fullmatch(r"[A-Za-z][A-Za-z0-9_./()+ -]*", text) and not text.endswith(" ")
+    ambiguous = text.lower() in {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+    return text if plain and not ambiguous else json.dumps(text, ensure_ascii=False)
+
+
+def _yaml(obj: Any, indent: int = 0) -> list[str]:
+    """Block-style YAML lines for nested dicts/lists of scalars (the Hub's card style)."""
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if isinstance(value, dict | list) and value:
+                lines.append(f"{pad}{key}:")
+                lines += _yaml(value, indent + (0 if isinstance(value, list) else 2))
+            else:
+                lines.append(f"{pad}{key}: {_yaml_scalar(value)}")
+    else:
+        for item in obj:
+            if isinstance(item, dict | list) and item:
+                first, *rest = _yaml(item, indent + 2)
+                lines += [f"{pad}- {first[indent + 2 :]}", *rest]
+            else:
+                lines.append(f"{pad}- {_yaml_scalar(item)}")
+    return lines
+
+
+def front_matter(metrics: dict[str, Any], entry: dict[str, Any] | None) -> dict[str, Any]:
+    """The Hugging Face Hub metadata of the card (YAML front matter), as a plain dict.
+
+    ``model-index`` carries every benchmark evaluation (all quality metrics) and the
+    validation-fold IoU of the best epoch, with the metrics JSON's own numbers.
+    """
+    data, training = metrics["data"], metrics["training"]
+    meta: dict[str, Any] = {}
+    licence = entry["license"] if entry else None
+    if licence and licence.lower() in HUB_LICENSES:
+        meta["license"] = licence.lower()
+    elif licence:
+        meta["license"] = "other"
+        meta["license_name"] = licence.lower()
+        if re.fullmatch(r"[A-Za-z0-9.+-]+", licence):  # an SPDX id: link its text
+            meta["license_link"] = f"https://spdx.org/licenses/{licence}.html"
+    meta["library_name"] = "onnx"
+    meta["pipeline_tag"] = "image-segmentation"
+    tags = ["onnx", "salient-object-detection", "saliency", "image-segmentation"]
+    tags += ["u-net", "sod-train", *(["smoke-test"] if _smoke(metrics, entry) else [])]
+    meta["tags"] = tags
+    datasets = [data["name"], *metrics.get("evaluations", {})]
+    if all(_is_duts(name) for name in datasets):
+        meta["datasets"] = ["DUTS"]
+    task = {"type": "image-segmentation", "name": "Salient object detection"}
+    results = []
+    for name, ev in metrics.get("evaluations", {}).items():
+        dataset = {"name": name, "type": "DUTS" if _is_duts(name) else name}
+        if name.upper() == "DUTS-TE":
+            dataset["split"] = "test"
+        results.append(
+            {
+                "task": task,
+                "dataset": dataset,
+                "metrics": [
+                    {"type": key, "name": METRIC_NAMES[key], "value": ev["metrics"][key]}
+                    for key in QUALITY_METRICS
+                ],
+            }
+        )
+    fold = f"{data['name']} validation fold ({data['val']} pairs, seed {metrics['config']['seed']})"
+    results.append(
+        {
+            "task": task,
+            "dataset": {
+                "name": fold,
+                "type": "DUTS" if _is_duts(data["name"]) else data["name"],
+                "split": "validation",
+            },
+            "metrics": [
+                {
+                    "type": "IoU",
+                    "name": f"IoU per image, best epoch {training['best_epoch']}",
+                    "value": training["best_val_iou"],
+                },
+                {
+                    "type": "IoU_batch",
+                    "name": "IoU per batch of 32",
+                    "value": training["best_val_iou_batch"],
+                },
+            ],
+        }
+    )
+    meta["model-index"] = [{"name": metrics["model_id"], "results": results}]
+    return meta
+
+
+def _front_matter(metrics: dict[str, Any], entry: dict[str, Any] | None) -> list[str]:
+    return ["---", *_yaml(front_matter(metrics, entry)), "---", ""]
+
+
+def _host_constants() -> tuple[str, str, list[str], list[str]]:
+    """(input name, output name, mean, std) from the contract the checker enforces, the
+    floats as the shortest text that reads back as the same float32."""
+    import numpy as np
+
+    from sod_train.check import golden
+
+    def f32(values: Any) -> list[str]:
+        return [str(np.float32(v)) for v in values]
+
+    return golden.INPUT_NAME, golden.OUTPUT_NAME, f32(golden.MEAN), f32(golden.STD)
+
+
+def model_path(metrics: dict[str, Any], entry: dict[str, Any] | None) -> str:
+    """The model file as a user types it: the registry path, else the metrics' file name."""
+    return entry["onnx"] if entry else metrics["onnx"]["file"]
+
+
+def python_snippet(metrics: dict[str, Any], entry: dict[str, Any] | None) -> str:
+    """Python (onnxruntime) that preprocesses a picture exactly as the host contract says
+    and writes the 8-bit map ``sod-train predict --native`` writes."""
+    inp, out, mean, std = _host_constants()
+    return "\n".join(
+        [
+            "import numpy as np",
+            "import onnxruntime as ort",
+            "from PIL import Image, ImageOps",
+            "",
+            f'MODEL = "{model_path(metrics, entry)}"',
+            'IMAGE = "photo.jpg"',
+            f"MEAN = np.array([{', '.join(mean)}], dtype=np.float32)  # R, G, B",
+            f"STD = np.array([{', '.join(std)}], dtype=np.float32)",
+            "",
+            'session = ort.InferenceSession(MODEL, providers=["CPUExecutionProvider"])',
+            'rgb = np.asarray(ImageOps.exif_transpose(Image.open(IMAGE)).convert("RGB"))'
+            "  # uint8 [H, W, 3]",
+            "x = (rgb.astype(np.float32) / 255.0 - MEAN) / STD  # float32, any H and W",
+            "x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])  # NCHW [1, 3, H, W]",
+            f'(saliency,) = session.run(["{out}"], {{"{inp}": x}})  # float32 [1, 1, H, W]',
+            "mask = np.rint(np.clip(saliency[0, 0], 0.0, 1.0) * 255.0).astype(np.uint8)",
+            'Image.fromarray(mask).save("photo.mask.png")  # 0 = background, 255 = salient',
+        ]
+    )
+
+
+def c_snippet(metrics: dict[str, Any], entry: dict[str, Any] | None) -> str:
+    """C (onnxruntime C API) calls a host makes: environment, session, one run, releases."""
+    inp, out, mean, std = _host_constants()
+    return "\n".join(
+        [
+            "#include <onnxruntime_c_api.h>",
+            "#include <stdint.h>",
+            "#include <stdio.h>",
+            "#include <stdlib.h>",
+            "",
+            "static const OrtApi *ort;",
+            "",
+            "static void check(OrtStatus *status) {",
+            "    if (status != NULL) {",
+            '        fprintf(stderr, "onnxruntime: %s\\n", ort->GetErrorMessage(status));',
+            "        ort->ReleaseStatus(status);",
+            "        exit(1);",
+            "    }",
+            "}",
+            "",
+            "/* rgb: 8-bit RGB, row-major H x W x 3. map: H x W floats in [0, 1] (1 = salient). */",
+            "void saliency(const uint8_t *rgb, int64_t h, int64_t w, float *map) {",
+            f"    static const float mean[3] = {{{', '.join(v + 'f' for v in mean)}}};",
+            f"    static const float std_[3] = {{{', '.join(v + 'f' for v in std)}}};",
+            "    size_t n = (size_t)(h * w);",
+            "    float *input = malloc(3 * n * sizeof(float));",
+            "    for (size_t c = 0; c < 3; ++c) /* HWC uint8 -> NCHW float32, normalised */",
+            "        for (size_t i = 0; i < n; ++i)",
+            "            input[c * n + i] = ((float)rgb[3 * i + c] / 255.0f - mean[c]) / std_[c];",
+            "",
+            "    ort = OrtGetApiBase()->GetApi(ORT_API_VERSION);",
+            "    OrtEnv *env;",
+            '    check(ort->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "host", &env));',
+            "    OrtSessionOptions *options;",
+            "    check(ort->CreateSessionOptions(&options));",
+            "    OrtSession *session; /* a real host creates env and session once, reuses them */",
+            f'    const char *model = "{model_path(metrics, entry)}";',
+            "    check(ort->CreateSession(env, model, options, &session));",
+            "",
+            "    OrtMemoryInfo *memory;",
+            "    check(ort->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &memory));",
+            "    const int64_t shape[4] = {1, 3, h, w};",
+            "    OrtValue *in = NULL, *out = NULL;",
+            "    check(ort->CreateTensorWithDataAsOrtValue(",
+            "        memory, input, 3 * n * sizeof(float), shape, 4,",
+            "        ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &in));",
+            f'    const char *in_names[] = {{"{inp}"}}, *out_names[] = {{"{out}"}};',
+            "    check(ort->Run(session, NULL, in_names, (const OrtValue *const *)&in, 1,",
+            "                   out_names, 1, &out));",
+            "    float *result; /* [1, 1, H, W], row-major */",
+            "    check(ort->GetTensorMutableData(out, (void **)&result));",
+            "    for (size_t i = 0; i < n; ++i)",
+            "        map[i] = result[i];",
+            "",
+            "    ort->ReleaseValue(out);",
+            "    ort->ReleaseValue(in);",
+            "    ort->ReleaseMemoryInfo(memory);",
+            "    ort->ReleaseSession(session);",
+            "    ort->ReleaseSessionOptions(options);",
+            "    ort->ReleaseEnv(env);",
+            "    free(input);",
+            "}",
+        ]
+    )
+
+
+def _usage(metrics: dict[str, Any], entry: dict[str, Any] | None) -> list[str]:
+    return [
+        "## Usage",
+        "",
+        "Python, with `onnxruntime`, `numpy` and `pillow` (the same map as "
+        "`sod-train predict --native`; `tests/test_card.py` runs this snippet against the "
+        "shipped model):",
+        "",
+        "```python",
+        python_snippet(metrics, entry),
+        "```",
+        "",
+        "C, with the onnxruntime C API (on Windows the model path is a wide string, "
+        '`L"..."`). The input normalisation is the one `docs/golden.md` defines; feed the '
+        "golden inputs through it to prove a host matches:",
+        "",
+        "```c",
+        c_snippet(metrics, entry),
+        "```",
+        "",
+    ]
+
+
+def _citation(metrics: dict[str, Any]) -> list[str]:
+    mid = metrics["model_id"]
+    commit = metrics["environment"].get("git_commit") or "unknown"
+    ours = "\n".join(
+        [
+            f"@misc{{{re.sub(r'[^A-Za-z0-9]', '_', mid)},",
+            f"  title  = {{{{{mid.replace('_', chr(92) + '_')}}}: a tiny salient-object-detection "
+            "U-Net for C/C++ hosts (ONNX)},",
+            "  author = {{sod-train contributors}},",
+            f"  note   = {{Trained and exported with {metrics.get('created_by', 'sod-train')}, "
+            f"git commit {commit}; weights sha256 {metrics['onnx']['sha256']}}}",
+            "}",
+        ]
+    )
+    lines = ["## Citation", "", "If you use this model, please cite it"]
+    if _is_duts(metrics["data"]["name"]):
+        lines[-1] += " and the DUTS data set it was trained on:"
+        blocks = [ours, DUTS_BIBTEX]
+    else:
+        lines[-1] += ":"
+        blocks = [ours]
+    return [*lines, "", "```bibtex", "\n\n".join(blocks), "```", ""]
+
+
+def curves_name(model_id: str) -> str:
+    """File name of the training-curves image, beside the card."""
+    return f"{model_id}.curves.png"
+
+
 def render_card(
     metrics: dict[str, Any],
     registry_entry: dict[str, Any] | None,
     anchors: Mapping[str, dict[str, Any]] | None = None,
+    onnx_params: int | None = None,
 ) -> str:
     """The Markdown model card for a schema-valid metrics document.
 
-    ``registry_entry`` supplies the weights licence (None: not registered). ``anchors``
-    maps a label to another model's document (its ``evaluations`` and, if present,
-    ``fold_iou``), shown beside ours for what both have.
+    ``registry_entry`` supplies the weights licence and the exported parameter count
+    (None: not registered). ``anchors`` maps a label to another model's document (its
+    ``evaluations`` and, if present, ``fold_iou``), shown beside ours for what both have.
+    ``onnx_params`` is the exported parameter count when there is no registry entry.
+    The card links its training-curves image, ``<id>.curves.png`` beside it.
     """
-    smoke = bool(metrics.get("smoke")) or bool(registry_entry and registry_entry.get("smoke"))
-    lines = [f"# Model card: {metrics['model_id']}", ""]
+    smoke = _smoke(metrics, registry_entry)
+    if onnx_params is None and registry_entry is not None:
+        onnx_params = registry_entry["params"]
+    lines = _front_matter(metrics, registry_entry)
+    lines += [f"# Model card: {metrics['model_id']}", ""]
     if smoke:
         lines += [
             "> **Warning: smoke model.** A short demo/CI run (a few CPU epochs, or synthetic "
@@ -453,8 +798,9 @@ def render_card(
             "model reaches. Do not ship it.",
             "",
         ]
-    lines += _summary(metrics, registry_entry)
+    lines += _summary(metrics, registry_entry, onnx_params)
     lines += _contract(metrics)
+    lines += _usage(metrics, registry_entry)
     lines += _data(metrics, registry_entry)
     lines += _recipe(metrics)
     lines += _fold_iou(metrics, anchors or {})
@@ -465,11 +811,16 @@ def render_card(
     lines += _build(metrics)
     lines += _golden(metrics)
     lines += _limits(metrics)
+    lines += _citation(metrics)
     lines.append(
         f"*Generated by `sod-train card` from `{metrics['model_id']}.metrics.json`; "
         "edit the metrics or the registry, not this file.*"
     )
     return "\n".join(lines) + "\n"
+
+
+def _smoke(metrics: dict[str, Any], entry: dict[str, Any] | None) -> bool:
+    return bool(metrics.get("smoke")) or bool(entry and entry.get("smoke"))
 
 
 def _registry_entry(model_id: str, registry_path: Path) -> dict[str, Any] | None:
@@ -496,24 +847,63 @@ def _load_anchor(path: Path) -> tuple[str, dict[str, Any]]:
     return str(label), doc
 
 
+def default_anchor_paths() -> list[Path]:
+    """The reference results kept in the repository (``benchmarks/anchors/*.json``), sorted
+    by name so the card's row order never depends on the file system."""
+    return sorted(ANCHOR_DIR.glob("*.json")) if ANCHOR_DIR.is_dir() else []
+
+
+def _exported_params(metrics_path: Path, metrics: dict[str, Any]) -> int | None:
+    """The exported parameter count of an unregistered model, from its ONNX file beside
+    the metrics (:func:`schema.conv_params`, the registry's definition); None when that
+    file is absent or is not the one the metrics describe."""
+    from sod_train.release.schema import conv_params, sha256_file
+
+    path = Path(metrics_path).parent / metrics["onnx"]["file"]
+    if not path.is_file() or sha256_file(path) != metrics["onnx"]["sha256"]:
+        return None
+    from sod_train.check.modelio import read_model
+
+    return conv_params(read_model(path)[1])
+
+
+class CardFiles(NamedTuple):
+    """What :func:`write_card` wrote: the card, and the curves image (None: not drawn)."""
+
+    card: Path
+    curves: Path | None
+
+
+def _note(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"note: {message}", file=sys.stderr)
+
+
 def write_card(
     metrics_path: Path,
     out: Path | None = None,
     registry_path: Path = REGISTRY_PATH,
-    anchor_paths: Iterable[Path] = (),
-) -> Path:
-    """Render the card for a metrics file and write it atomically; return the path written.
+    anchor_paths: Iterable[Path] | None = None,
+    quiet: bool = False,
+) -> CardFiles:
+    """Render the card and its training-curves image for a metrics file; write both
+    atomically (image first, so a card never links a half-written picture).
 
     Default destination: the registry entry's ``card`` path, else
-    ``docs/ai/models/<id>.md`` under the repository root.
+    ``docs/ai/models/<id>.md`` under the repository root; the image is
+    ``<id>.curves.png`` beside the card. Default anchors: :func:`default_anchor_paths`.
+    Without matplotlib the card is still written (its bytes do not depend on the image),
+    an existing image is kept, and a note on stderr says so.
     """
     metrics = load_json(metrics_path, "the metrics JSON")
     problems = validate_metrics(metrics)
     if problems:
         raise UserInputError(f"{metrics_path}: not a valid metrics file: {problems[0]}")
-    anchor_paths = [Path(p) for p in anchor_paths]
+    anchor_paths = (
+        default_anchor_paths() if anchor_paths is None else [Path(p) for p in anchor_paths]
+    )
     if out is not None:  # checked before anything else is read
-        _check_out(Path(out), metrics_path, Path(registry_path), anchor_paths)
+        _check_out(Path(out), metrics, metrics_path, Path(registry_path), anchor_paths)
     entry = _registry_entry(metrics["model_id"], Path(registry_path))
     if entry is not None and entry["sha256"] != metrics["onnx"]["sha256"]:
         raise UserInputError(
@@ -523,14 +913,39 @@ def write_card(
     anchors = dict(_load_anchor(path) for path in anchor_paths)
     if out is None:
         out = REPO_ROOT / (entry["card"] if entry else CARD_DIR / f"{metrics['model_id']}.md")
-        _check_out(Path(out), metrics_path, Path(registry_path), anchor_paths)
-    atomicio.write_bytes(out, render_card(metrics, entry, anchors).encode("utf-8"))
-    return Path(out)
+        _check_out(Path(out), metrics, metrics_path, Path(registry_path), anchor_paths)
+    out = Path(out)
+    params = None if entry is not None else _exported_params(Path(metrics_path), metrics)
+    text = render_card(metrics, entry, anchors, onnx_params=params)
+    image = out.parent / curves_name(metrics["model_id"])
+    drawn: Path | None = None
+    if importlib.util.find_spec("matplotlib") is None:
+        kept = "kept the existing" if image.exists() else "did not write the"
+        _note(
+            f"matplotlib is not installed ({REPORT_HINT}); {kept} training-curves image "
+            f"{image}; the card links it",
+            quiet,
+        )
+    else:
+        from sod_train.release.curves import save_training_curves
+
+        save_training_curves(metrics["training"]["history"], image)
+        drawn = image
+    atomicio.write_bytes(out, text.encode("utf-8"))
+    return CardFiles(out, drawn)
 
 
-def _check_out(out: Path, metrics_path: Path, registry_path: Path, anchors: list[Path]) -> None:
-    """The card's path must be writable and must not be any file the card is made from."""
+def _check_out(
+    out: Path,
+    metrics: dict[str, Any],
+    metrics_path: Path,
+    registry_path: Path,
+    anchors: list[Path],
+) -> None:
+    """The card and its image must be writable and must not be any file they are made from."""
+    image = out.parent / curves_name(metrics["model_id"])
     check_output_file(out, "the model card")
+    check_output_file(image, "the training-curves image")
     reads = [("the metrics JSON", Path(metrics_path)), ("the registry", registry_path)]
     reads += [("the anchor metrics", path) for path in anchors]
-    refuse_aliases(reads, [("the card", out)])
+    refuse_aliases(reads, [("the card", out), ("the training-curves image", image)])
