@@ -423,16 +423,14 @@ def test_python_snippet_runs_and_gives_the_library_map(
 
 
 def test_snippet_names_come_from_the_contract_constants(monkeypatch):
-    """Nothing in the snippets is typed by hand: change the checker's constants and the
+    """Nothing in the snippets is typed by hand: change the contract's constants and the
     snippets follow."""
-    import numpy as np
+    from sod_train import contract
 
-    from sod_train.check import golden
-
-    monkeypatch.setattr(golden, "INPUT_NAME", "pixels")
-    monkeypatch.setattr(golden, "OUTPUT_NAME", "salience")
-    monkeypatch.setattr(golden, "MEAN", np.array([0.5, 0.25, 0.125], dtype=np.float32))
-    monkeypatch.setattr(golden, "STD", np.array([0.1, 0.2, 0.3], dtype=np.float32))
+    monkeypatch.setattr(contract, "INPUT_NAME", "pixels")
+    monkeypatch.setattr(contract, "OUTPUT_NAME", "salience")
+    monkeypatch.setattr(contract, "IMAGENET_MEAN", (0.5, 0.25, 0.125))
+    monkeypatch.setattr(contract, "IMAGENET_STD", (0.1, 0.2, 0.3))
     metrics = make_metrics()
     py = card_module.python_snippet(metrics, None)
     c = card_module.c_snippet(metrics, None)
@@ -532,9 +530,9 @@ def test_parameter_counts_are_both_shown_and_named():
     metrics, entry, card = _shipped("sod_tiny_smoke_cpu_v0")
     import onnx
 
-    from sod_train.release.schema import conv_params
+    from sod_train.check.modelio import parameter_count
 
-    folded = conv_params(onnx.load(REPO / entry["onnx"]))
+    folded = parameter_count(onnx.load(REPO / entry["onnx"]))
     assert folded == entry["params"]
     assert (
         f"- **Parameters:** {folded:,} exported ONNX parameters (BN folded); "

@@ -13,3 +13,4 @@ MODEL_DIR = REPO_ROOT / "model" / "tiny"
 REGISTRY_PATH = MODEL_DIR / "registry.json"
 ALLOWLIST_PATH = REPO_ROOT / "op_allowlist.txt"
 CARD_DIR = Path("docs") / "ai" / "models"  # relative to REPO_ROOT, as the registry records it
+ANCHOR_DIR = REPO_ROOT / "benchmarks" / "anchors"  # reference results the card shows

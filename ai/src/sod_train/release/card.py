@@ -21,7 +21,7 @@ from sod_train import atomicio
 from sod_train.contract import QUALITY_METRICS
 from sod_train.errors import UserInputError
 from sod_train.guards import check_output_file, refuse_aliases
-from sod_train.paths import CARD_DIR, REGISTRY_PATH, REPO_ROOT
+from sod_train.paths import ANCHOR_DIR, CARD_DIR, REGISTRY_PATH, REPO_ROOT
 from sod_train.release.schema import (
     load_json,
     validate_evaluations,
@@ -33,7 +33,6 @@ DUTS_CITATION = (
     "Wang et al., *Learning to Detect Salient Objects with Image-Level Supervision*, CVPR 2017"
 )
 # Reference models' results shown beside ours by default (sod-train card needs no flags).
-ANCHOR_DIR = REPO_ROOT / "benchmarks" / "anchors"
 REPORT_HINT = 'pip install -e ".[report]"'
 
 # The two parameter counts a card shows, named the same everywhere.
@@ -614,12 +613,17 @@ def _host_constants() -> tuple[str, str, list[str], list[str]]:
     floats as the shortest text that reads back as the same float32."""
     import numpy as np
 
-    from sod_train.check import golden
+    from sod_train import contract
 
     def f32(values: Any) -> list[str]:
         return [str(np.float32(v)) for v in values]
 
-    return golden.INPUT_NAME, golden.OUTPUT_NAME, f32(golden.MEAN), f32(golden.STD)
+    return (
+        contract.INPUT_NAME,
+        contract.OUTPUT_NAME,
+        f32(contract.IMAGENET_MEAN),
+        f32(contract.IMAGENET_STD),
+    )
 
 
 def model_path(metrics: dict[str, Any], entry: dict[str, Any] | None) -> str:
@@ -855,16 +859,15 @@ def default_anchor_paths() -> list[Path]:
 
 def _exported_params(metrics_path: Path, metrics: dict[str, Any]) -> int | None:
     """The exported parameter count of an unregistered model, from its ONNX file beside
-    the metrics (:func:`schema.conv_params`, the registry's definition); None when that
-    file is absent or is not the one the metrics describe."""
-    from sod_train.release.schema import conv_params, sha256_file
+    the metrics (:func:`sod_train.check.modelio.parameter_count`, the one definition); None
+    when that file is absent or is not the one the metrics describe."""
+    from sod_train.check.modelio import parameter_count, read_model
+    from sod_train.hashing import file_sha256
 
     path = Path(metrics_path).parent / metrics["onnx"]["file"]
-    if not path.is_file() or sha256_file(path) != metrics["onnx"]["sha256"]:
+    if not path.is_file() or file_sha256(path) != metrics["onnx"]["sha256"]:
         return None
-    from sod_train.check.modelio import read_model
-
-    return conv_params(read_model(path)[1])
+    return parameter_count(read_model(path)[1])
 
 
 class CardFiles(NamedTuple):
