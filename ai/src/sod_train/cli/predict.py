@@ -134,7 +134,13 @@ def _one_picture(
 
 
 @click.command("predict")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "inputs",
+    nargs=-1,
+    required=True,
+    metavar="INPUT OUTPUT | INPUT...",
+    type=click.Path(path_type=Path),
+)
 @click.option(
     "--model",
     type=click.Path(dir_okay=False, path_type=Path),

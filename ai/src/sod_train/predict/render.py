@@ -12,7 +12,7 @@ A pixel is *salient at threshold T* when ``map / 255 >= T`` (:func:`salient`).
   map as alpha), optionally composited over a background colour.
 * **overlay**: the subject keeps its colours, the background is desaturated and dimmed
   to :data:`DIM` of its brightness, and the subject's outline is drawn in the colour of
-  :data:`CONTOUR_COLOURS` farthest from the colours on both sides of it. Dimming does
+  :data:`CONTOUR_COLOURS` farthest (in CIELAB) from the colours on both sides of it. Dimming does
   not depend on the subject's colour, so the subject stands out whatever its colour
   (a red tint vanished on red subjects).
 * **side by side**: picture | map | overlay [| ground truth], :data:`GAP` pixels apart.
@@ -30,13 +30,13 @@ from sod_train.errors import UserInputError
 DEFAULT_THRESHOLD = 0.5
 DIM = 0.35  # overlay background brightness: luma x DIM (at most 89 of 255)
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
-# Outline colours, in order of preference on a tie: saturated, so each stands out on
-# the dimmed grey background; the one farthest from the subject's edge colours is used.
+# Outline colours, in order of preference on a tie: bright and saturated, so each
+# stands out on the dimmed (dark grey) background; of these, the one farthest from the
+# subject's edge colours (CIELAB distance, close to what eyes see) is used.
 CONTOUR_COLOURS = np.array(
-    [(0, 255, 255), (255, 0, 255), (255, 255, 0), (0, 255, 0), (255, 0, 0), (0, 0, 255)],
-    dtype=np.float32,
+    [(0, 255, 255), (255, 0, 255), (255, 255, 0), (0, 255, 0)], dtype=np.float32
 )
-CONTOUR_PER_PIXELS = 100  # outline width: 1 pixel per 100 of the picture's shorter side
+CONTOUR_PER_PIXELS = 100  # outline width: 1 pixel per 100 (or part) of the shorter side
 GAP = 4  # pixels between side-by-side panels
 GAP_COLOUR = (255, 255, 255)
 MAX_COLOUR_SAMPLES = 20_000  # edge pixels looked at to choose the outline colour
@@ -132,7 +132,7 @@ def _grow(region: np.ndarray, steps: int) -> np.ndarray:
 
 def contour_width(height: int, width: int) -> int:
     """Outline width in pixels for a picture: visible on a thumbnail and on a photo."""
-    return max(1, round(min(height, width) / CONTOUR_PER_PIXELS))
+    return max(1, math.ceil(min(height, width) / CONTOUR_PER_PIXELS))
 
 
 def contour(region: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,19 +151,45 @@ def _sample(pixels: np.ndarray) -> np.ndarray:
     return pixels[::step].astype(np.float32)
 
 
+# sRGB (D65) -> CIE XYZ, and the D65 white point.
+_RGB_TO_XYZ = np.array(
+    [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]],
+    dtype=np.float32,
+)
+_WHITE = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+
+
+def to_lab(rgb: np.ndarray) -> np.ndarray:
+    """Nx3 sRGB (0..255) to CIELAB (L 0..100): distances there track seen differences.
+
+    Plain RGB distance calls pale green and pure green far apart although a green line
+    on a pale green subject is hard to see.
+    """
+    c = np.asarray(rgb, dtype=np.float32) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = (linear @ _RGB_TO_XYZ.T) / _WHITE
+    delta = 6.0 / 29.0
+    f = np.where(xyz > delta**3, np.cbrt(xyz), xyz / (3 * delta**2) + 4.0 / 29.0)
+    return np.stack(
+        [116.0 * f[:, 1] - 16.0, 500.0 * (f[:, 0] - f[:, 1]), 200.0 * (f[:, 1] - f[:, 2])],
+        axis=1,
+    )
+
+
 def contrast_colour(*sides: np.ndarray) -> tuple[int, int, int]:
     """The :data:`CONTOUR_COLOURS` entry that stands out most against every pixel set.
 
     Each of ``sides`` is an Nx3 array of the colours the outline runs along. A colour's
-    score is its 10th-percentile distance to a side's pixels (so it contrasts with most
-    of them, not their mean), the worst side counting; the best score wins.
+    score is its 10th-percentile CIELAB distance to a side's pixels (so it contrasts
+    with most of them, not with their mean), the worst side counting; the best wins.
     """
+    candidates = to_lab(CONTOUR_COLOURS)
     scores = np.full(len(CONTOUR_COLOURS), np.inf, dtype=np.float32)
     for pixels in sides:
         if not len(pixels):
             continue
-        sample = _sample(pixels)
-        dist = np.linalg.norm(CONTOUR_COLOURS[:, None, :] - sample[None, :, :], axis=2)
+        sample = to_lab(_sample(pixels))
+        dist = np.linalg.norm(candidates[:, None, :] - sample[None, :, :], axis=2)
         scores = np.minimum(scores, np.percentile(dist, 10, axis=1))
     best = int(np.argmax(scores))  # first entry on a tie (all inf: no outline at all)
     r, g, b = (int(v) for v in CONTOUR_COLOURS[best])
