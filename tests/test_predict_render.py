@@ -51,7 +51,19 @@ def test_parse_color_accepts_rgb_and_rgba(text, expected):
 
 
 @pytest.mark.parametrize(
-    "text", ["256,0,0", "-1,0,0", "1,2", "1,2,3,4,5", "a,b,c", "", "1.5,2,3", "1,,3", "#ff0000"]
+    "text",
+    [
+        "256,0,0",
+        "-1,0,0",
+        "1,2",
+        "1,2,3,4,5",
+        "a,b,c",
+        "",
+        "1.5,2,3",
+        "1,,3",
+        "#ff0000",
+        "1,2,\u00b2",
+    ],
 )
 def test_parse_color_refuses_anything_else_in_one_line(text):
     with pytest.raises(UserInputError, match="--bg-color") as info:

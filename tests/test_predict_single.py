@@ -345,3 +345,19 @@ def test_folder_mode_notes_go_to_stderr_and_quiet_silences_them(tmp_path, red_mo
     assert loud.exit_code == quiet.exit_code == 0
     assert loud.stdout == "" and "wrote 1 mask PNG(s)" in loud.stderr
     assert quiet.stdout == "" and quiet.stderr == ""
+
+
+def test_a_wrong_size_or_ambiguous_ground_truth_is_one_line_exit_2(tmp_path, red_model):
+    src = _picture(tmp_path / "in" / "cat.jpg")
+    masks = tmp_path / "gt"
+    masks.mkdir()
+    Image.new("L", (10, 10), 255).save(masks / "cat.png")
+    args = ["--model", red_model, "--view", "side-by-side", "--masks", masks]
+
+    wrong = _run(src, tmp_path / "v.png", *args)
+    _one_error_line(wrong, str(masks / "cat.png"), "ground-truth mask is 10x10, the picture 40x30")
+
+    Image.new("L", (40, 30), 255).save(masks / "cat.bmp")
+    twice = _run(src, tmp_path / "v.png", *args)
+    _one_error_line(twice, str(src), "ambiguous", "cat.bmp and cat.png")
+    assert not (tmp_path / "v.png").exists()

@@ -12,9 +12,9 @@ A pixel is *salient at threshold T* when ``map / 255 >= T`` (:func:`salient`).
   map as alpha), optionally composited over a background colour.
 * **overlay**: the subject keeps its colours, the background is desaturated and dimmed
   to :data:`DIM` of its brightness, and the subject's outline is drawn in the colour of
-  :data:`CONTOUR_COLOURS` farthest (in CIELAB) from the colours on both sides of it. Dimming does
-  not depend on the subject's colour, so the subject stands out whatever its colour
-  (a red tint vanished on red subjects).
+  :data:`CONTOUR_COLOURS` farthest (in CIELAB) from the colours on both sides of it.
+  Dimming does not depend on the subject's colour, so the subject stands out whatever
+  its colour (a red tint vanished on red subjects).
 * **side by side**: picture | map | overlay [| ground truth], :data:`GAP` pixels apart.
 """
 
@@ -50,7 +50,7 @@ def parse_color(text: str, what: str = "--bg-color") -> tuple[int, int, int, int
     """
     parts = [part.strip() for part in text.split(",")]
     problem = f"{what} {text!r}: expected R,G,B or R,G,B,A, each an integer 0..255"
-    if len(parts) not in (3, 4) or not all(part.isdigit() for part in parts):
+    if len(parts) not in (3, 4) or not all(part.isascii() and part.isdigit() for part in parts):
         raise UserInputError(problem)
     values = [int(part) for part in parts]
     if any(value > 255 for value in values):
