@@ -123,28 +123,38 @@ def test_odd_pictures_each_get_a_png_of_their_size(tmp_path, tiny_model, fmt, mo
             assert (out.mode, out.size) == (mode, size), name
 
 
-def test_cutout_alpha_is_the_mask_and_overlay_tints_red(tmp_path, tiny_model):
+def test_cutout_alpha_and_overlay_follow_the_map(tmp_path, tiny_model):
     picture = tmp_path / "in" / "p.png"
     picture.parent.mkdir()
     Image.fromarray(np.random.default_rng(1).integers(0, 200, (24, 32, 3), np.uint8)).save(picture)
-    for fmt in ("mask", "cutout", "overlay"):
-        assert (
-            _run(
-                "--model", tiny_model, picture, "--out", tmp_path / "o", "--format", fmt, "--quiet"
-            ).exit_code
-            == 0
-        )
-    mask = np.asarray(Image.open(tmp_path / "o" / "p.png.mask.png"))
-    cutout = np.asarray(Image.open(tmp_path / "o" / "p.png.cutout.png"))
-    overlay = np.asarray(Image.open(tmp_path / "o" / "p.png.overlay.png")).astype(int)
+    runs = {"mask": [], "cutout": [], "overlay": [], "soft": ["--format", "cutout", "--soft"]}
+    for name, extra in runs.items():
+        out = tmp_path / name
+        args = extra or ["--format", name]
+        assert _run("--model", tiny_model, picture, "--out", out, *args, "--quiet").exit_code == 0
+    mask = np.asarray(Image.open(tmp_path / "mask" / "p.png.mask.png"))
+    cutout = np.asarray(Image.open(tmp_path / "cutout" / "p.png.cutout.png"))
+    soft = np.asarray(Image.open(tmp_path / "soft" / "p.png.cutout.png"))
+    overlay = np.asarray(Image.open(tmp_path / "overlay" / "p.png.overlay.png")).astype(int)
     rgb = np.asarray(Image.open(picture)).astype(int)
     assert mask.std() > 0  # a real map, not a constant
-    np.testing.assert_array_equal(cutout[..., 3], mask)
-    np.testing.assert_array_equal(cutout[..., :3], rgb)
-    weight = (mask / 255.0 * 0.5)[..., None]  # saliency 1 -> half red, half picture
-    expected = rgb * (1 - weight) + np.array([255, 0, 0]) * weight
-    assert np.abs(overlay - expected).max() <= 2
     assert (mask > 128).any() and (mask < 128).any()
+    salient = mask >= 128  # the default threshold 0.5
+    np.testing.assert_array_equal(soft[..., 3], mask)  # --soft: the map is the alpha
+    np.testing.assert_array_equal(cutout[..., 3], np.where(salient, 255, 0))  # hard by default
+    np.testing.assert_array_equal(cutout[..., :3], rgb)
+    np.testing.assert_array_equal(soft[..., :3], rgb)
+    # Overlay: the subject keeps its colours, the background is grey at 35 % brightness;
+    # the outline (one colour, on the edge pixels only) covers the rest.
+    grey = np.rint((rgb @ [0.299, 0.587, 0.114]) * 0.35)
+    expected = np.where(salient[..., None], rgb, grey[..., None])
+    differs = (np.abs(overlay - expected) > 1).any(axis=2)
+    edge = salient != np.pad(salient, 1, mode="edge")[1:-1, 2:]  # pixel beside a change
+    edge |= salient != np.pad(salient, 1, mode="edge")[2:, 1:-1]
+    assert differs.any()  # there is an outline
+    assert len({tuple(c) for c in overlay[differs]}) == 1
+    near = edge | np.roll(edge, 1, 0) | np.roll(edge, 1, 1)  # the outline straddles edges
+    assert not (differs & ~near).any()
 
 
 def test_large_picture_runs_and_keeps_its_size(tmp_path, tiny_model):

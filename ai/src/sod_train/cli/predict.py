@@ -1,23 +1,39 @@
-"""``sod-train predict``: saliency masks, cut-outs or overlays for your own pictures."""
+"""``sod-train predict``: saliency masks, cut-outs, overlays or side-by-side views of pictures."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from sod_train.check.modelio import ModelTimeout
-from sod_train.errors import GateError, UserInputError
+from sod_train.data.imageio import load_rgb
+from sod_train.errors import GateError, SodTrainError, UserInputError
 from sod_train.guards import MAX_SQUARE, MAX_THREADS
 from sod_train.predict.predict import (
     DEFAULT_SIZE,
     FORMATS,
+    STDIN_LABEL,
+    STDIO,
+    VIEWS,
+    Look,
+    decode_bytes,
     default_model,
     fixed_input_size,
     load_session,
+    note,
+    picture_for,
     plan_jobs,
+    plan_single,
+    png_bytes,
     predict_file,
+    read_stream,
+    write_png,
 )
+from sod_train.predict.render import DEFAULT_THRESHOLD, parse_color
 
 
 def _run_size(
@@ -33,8 +49,98 @@ def _run_size(
     return fixed
 
 
+def _look(
+    fmt_given: bool,
+    fmt: str,
+    view: str,
+    threshold: float | None,
+    soft: bool,
+    bg_color: str | None,
+    masks: Path | None,
+) -> Look:
+    """The options as a :class:`Look`; an option that cannot apply is one line, exit 2."""
+    if view == "side-by-side" and fmt_given:
+        raise UserInputError(
+            "--format and --view side-by-side exclude each other "
+            "(the row is picture | map | overlay [| ground truth])"
+        )
+    cutout = view == "single" and fmt == "cutout"
+    if soft and not cutout:
+        raise UserInputError("--soft applies to --format cutout only")
+    if soft and threshold is not None:
+        raise UserInputError("--soft uses the map itself as alpha; drop --threshold")
+    if bg_color is not None and not cutout:
+        raise UserInputError("--bg-color applies to --format cutout only")
+    if masks is not None and view != "side-by-side":
+        raise UserInputError("--masks (ground truth) applies to --view side-by-side only")
+    bg = parse_color(bg_color) if bg_color is not None else None
+    return Look(fmt=fmt, view=view, threshold=threshold, soft=soft, bg=bg)
+
+
+def _write_stdout(data: bytes) -> None:
+    """Write the whole PNG to stdout; a reader that went away is one line, exit 1."""
+    stream = click.get_binary_stream("stdout")
+    try:
+        stream.write(data)
+        stream.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's own flush at exit stays quiet.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        raise SodTrainError("stdout was closed before the whole PNG was written") from None
+
+
+def _one_picture(
+    src: Path,
+    dest: Path,
+    model: Path | None,
+    look: Look,
+    masks: Path | None,
+    size: int | None,
+    native: bool,
+    threads: int | None,
+    quiet: bool,
+) -> None:
+    """``predict INPUT OUTPUT``: one picture, ``-`` for stdin or stdout."""
+    from_stdin, to_stdout = str(src) == STDIO, str(dest) == STDIO
+    if from_stdin and click.get_binary_stream("stdin").isatty():
+        raise UserInputError("stdin is a terminal; pipe a picture in: predict - out.png < in.jpg")
+    if to_stdout and click.get_binary_stream("stdout").isatty():
+        raise UserInputError(
+            "refusing to write PNG bytes to a terminal; redirect stdout or give OUTPUT.png"
+        )
+    model_path = model if model is not None else default_model(quiet)
+    job = plan_single(src, dest, model_path, masks)
+    session = load_session(model_path, threads)
+    run_size = _run_size(fixed_input_size(session), size, native)
+    if from_stdin:
+        rgb = decode_bytes(read_stream(click.get_binary_stream("stdin")))
+    else:
+        rgb, _ = load_rgb(src)
+    label = STDIN_LABEL if from_stdin else src
+    try:
+        picture = picture_for(session, rgb, look, run_size, label, job.truth)
+    except ModelTimeout as exc:
+        raise UserInputError(f"{model_path}: {exc}") from None
+    if to_stdout:
+        _write_stdout(png_bytes(picture))
+    else:
+        write_png(picture, dest)
+    where = "stdout" if to_stdout else dest
+    note(f"wrote {look.kind} {picture.width}x{picture.height} PNG to {where}", quiet)
+
+
 @click.command("predict")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "inputs",
+    nargs=-1,
+    required=True,
+    metavar="INPUT OUTPUT | INPUT...",
+    type=click.Path(path_type=Path),
+)
 @click.option(
     "--model",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -42,9 +148,9 @@ def _run_size(
 )
 @click.option(
     "--out",
-    required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the PNGs (created; input folder structure is kept).",
+    help="Folder for the PNGs (created; input folder structure is kept). "
+    "Without --out: predict INPUT OUTPUT, one picture.",
 )
 @click.option(
     "--format",
@@ -52,7 +158,34 @@ def _run_size(
     type=click.Choice(FORMATS),
     default="mask",
     show_default=True,
-    help="mask: 8-bit map; cutout: RGBA with the map as alpha; overlay: salient region tinted red.",
+    help="mask: 8-bit map (binary with --threshold); cutout: RGBA, alpha 255 on the subject "
+    "and 0 elsewhere (--soft: the map as alpha); overlay: background greyed and dimmed, "
+    "subject outlined in a contrasting colour.",
+)
+@click.option(
+    "--view",
+    type=click.Choice(VIEWS),
+    default="single",
+    show_default=True,
+    help="side-by-side: picture | map | overlay in one PNG, plus the ground truth with --masks.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    help="Salient where map >= T: a binary mask, and the cut for cutout and overlay "
+    f"(which default to {DEFAULT_THRESHOLD}).",
+)
+@click.option("--soft", is_flag=True, help="cutout: the map itself as alpha (soft edges).")
+@click.option(
+    "--bg-color",
+    "bg_color",
+    metavar="R,G,B[,A]",
+    help="cutout: put the subject on this colour (0..255 each; A 255 or omitted gives RGB).",
+)
+@click.option(
+    "--masks",
+    type=click.Path(path_type=Path),
+    help="side-by-side: ground-truth folder; a picture's mask is MASKS/<its path's stem>.*",
 )
 @click.option(
     "--size",
@@ -69,40 +202,61 @@ def _run_size(
     type=click.IntRange(1, MAX_THREADS),
     help="onnxruntime threads (default: all cores).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option("--quiet", is_flag=True, help="No progress, summary or notes (errors still show).")
+@click.pass_context
 def predict(
+    ctx: click.Context,
     inputs: tuple[Path, ...],
     model: Path | None,
-    out: Path,
+    out: Path | None,
     fmt: str,
+    view: str,
+    threshold: float | None,
+    soft: bool,
+    bg_color: str | None,
+    masks: Path | None,
     size: int | None,
     native: bool,
     threads: int | None,
     quiet: bool,
 ) -> None:
-    """Write one PNG per picture in INPUT... (files and/or folders, recursed) into --out.
+    """Run the model on pictures: INPUT OUTPUT, or INPUT... --out DIR.
 
-    Each PNG has its picture's size (EXIF orientation applied) and is named after the
-    picture's path plus the format, e.g. sub/cat.jpg -> OUT/sub/cat.jpg.mask.png. A
-    picture that cannot be read, or whose map is not finite (NaN), is reported and
-    skipped; the exit code is then 1.
+    \b
+    One picture:  predict in.jpg out.png    (- as INPUT: stdin; - as OUTPUT: stdout)
+    Many:         predict photos/ a.jpg --out DIR   (folders recursed)
+
+    With --out each PNG has its picture's size (EXIF orientation applied) and is named
+    after the picture's path plus the format, e.g. sub/cat.jpg -> DIR/sub/cat.jpg.mask.png.
+    A picture that cannot be read, or whose map is not finite (NaN), is reported and
+    skipped; the exit code is then 1. Progress and notes go to stderr.
     """
-    model_path = model if model is not None else default_model()
-    jobs = plan_jobs(list(inputs), out, fmt, model_path)
+    fmt_given = ctx.get_parameter_source("fmt") is not ParameterSource.DEFAULT
+    look = _look(fmt_given, fmt, view, threshold, soft, bg_color, masks)
+    if out is None:
+        if len(inputs) != 2:
+            raise UserInputError(
+                f"got {len(inputs)} path(s) and no --out: give INPUT OUTPUT (one picture; "
+                "OUTPUT a .png file or -) or INPUT... --out DIR"
+            )
+        _one_picture(*inputs, model, look, masks, size, native, threads, quiet)
+        return
+    model_path = model if model is not None else default_model(quiet)
+    jobs = plan_jobs(list(inputs), out, look.kind, model_path, masks)
     session = load_session(model_path, threads)
     run_size = _run_size(fixed_input_size(session), size, native)
     failures: list[str] = []
-    with click.progressbar(jobs, label="predict", hidden=quiet, show_pos=True) as bar:
+    stderr = click.get_text_stream("stderr")
+    with click.progressbar(jobs, label="predict", hidden=quiet, show_pos=True, file=stderr) as bar:
         for job in bar:
             try:
-                predict_file(session, job, fmt, run_size)
+                predict_file(session, job, look, run_size)
             except ModelTimeout as exc:  # it would be as slow on every other picture
                 raise UserInputError(f"{model_path}: {exc}; no more pictures were run") from None
             except UserInputError as exc:
                 failures.append(str(exc))
                 click.echo(f"skipped: {exc}", err=True)
     done = len(jobs) - len(failures)
-    if not quiet:
-        click.echo(f"wrote {done} {fmt} PNG(s) to {out}")
+    note(f"wrote {done} {look.kind} PNG(s) to {out}", quiet)
     if failures:
         raise GateError(f"{len(failures)} of {len(jobs)} picture(s) could not be processed")

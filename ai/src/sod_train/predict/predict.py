@@ -1,15 +1,27 @@
 """Run a saliency ONNX model on people's pictures and write one PNG per picture.
 
+Two ways in. **One picture**: :func:`plan_single` checks ``INPUT OUTPUT`` (a file or
+``-`` for stdin, a ``.png`` file or ``-`` for stdout), :func:`decode_bytes` decodes
+piped bytes by the same rules as a file, and :func:`picture_for` renders the result.
+**Files and folders**: :func:`plan_jobs` expands them into :class:`Job` s and
+:func:`predict_file` writes each one. Rendering itself lives in
+:mod:`sod_train.predict.render`; :class:`Look` says which picture is wanted.
+
 Inputs are files and folders; folders are walked recursively (sorted, hidden entries
 skipped, only ``.jpg .jpeg .png .webp .bmp`` in any case). A file named explicitly is
 always tried, whatever its extension.
 
 Output naming keeps the input's extension and adds the format, so ``a.jpg`` and
 ``a.png`` never collide: ``photos/sub/a.jpg`` given as the folder ``photos`` becomes
-``OUT/sub/a.jpg.mask.png``; a file given directly becomes ``OUT/a.jpg.mask.png``.
-When a folder is walked, files inside OUT ending in ``.mask.png``, ``.cutout.png`` or
-``.overlay.png`` are taken to be earlier outputs and skipped, so running twice with
-OUT inside (or equal to) an input folder does not feed outputs back in.
+``OUT/sub/a.jpg.mask.png``; a file given directly becomes ``OUT/a.jpg.mask.png``
+(side by side: ``a.jpg.side-by-side.png``). When a folder is walked, files inside OUT
+ending in one of :data:`OUTPUT_SUFFIXES` are taken to be earlier outputs and skipped,
+so running twice with OUT inside (or equal to) an input folder does not feed outputs
+back in.
+
+Ground truth for the side-by-side view (``masks``) is matched by file stem, keeping
+the folder structure: ``photos/sub/a.jpg`` takes ``MASKS/sub/a.<any image ext>``. A
+picture without one stops the run before any work (one line naming it).
 
 By default the model runs at ``DEFAULT_SIZE`` x ``DEFAULT_SIZE`` and the map is
 resized back to the picture (bilinear), so a 6000x4000 photo costs the same model
@@ -19,29 +31,46 @@ memory as a thumbnail; ``native`` runs at the picture's own size (up to
 
 from __future__ import annotations
 
+import io
 import os
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-import click
 import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sod_train import atomicio
 from sod_train.check import modelio
-from sod_train.data.imageio import load_rgb, to_model_input
+from sod_train.data.imageio import load_rgb, max_image_pixels, pil_to_rgb, to_model_input
 from sod_train.errors import UserInputError
-from sod_train.guards import check_output_dir, refuse_aliases
+from sod_train.guards import check_output_dir, check_output_file, refuse_aliases
+from sod_train.predict import render as draw
 from sod_train.release import registry
 
 FORMATS = ("mask", "cutout", "overlay")
+VIEWS = ("single", "side-by-side")
+OUTPUT_SUFFIXES = tuple(f".{kind}.png" for kind in (*FORMATS, "side-by-side"))
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 DEFAULT_SIZE = 256
 MAX_NATIVE_PIXELS = 16_000_000
-OVERLAY_TINT = (255, 0, 0)
-OVERLAY_STRENGTH = 0.5  # a pixel with saliency 1 is 50 % tint, 50 % picture
+MAX_STDIN_BYTES = 256 << 20  # a picture piped in; an 89 MP PNG fits
+STDIO = "-"  # INPUT: read stdin; OUTPUT: write stdout
+STDIN_LABEL = "<stdin>"
+
+# Decoding errors Pillow raises for bad bytes (as sod_train.data.imageio handles them).
+_DECODE_ERRORS = (
+    UnidentifiedImageError,
+    Image.DecompressionBombError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+)
 
 # Everything onnxruntime raises for a bad model or a run that fails.
 ORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -60,17 +89,49 @@ ORT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 @dataclass(frozen=True)
+class Look:
+    """Which picture to make of a map: the format or side-by-side view, and its knobs.
+
+    ``threshold`` None: the soft map where a format shows it (mask, side-by-side map
+    panel) and :data:`~sod_train.predict.render.DEFAULT_THRESHOLD` where a decision is
+    needed (cut-out alpha, overlay). ``soft`` and ``bg`` apply to the cut-out only.
+    """
+
+    fmt: str = "mask"
+    view: str = "single"
+    threshold: float | None = None
+    soft: bool = False
+    bg: tuple[int, int, int, int] | None = None
+
+    @property
+    def kind(self) -> str:
+        """The name part of an output: the format, or ``side-by-side``."""
+        return self.fmt if self.view == "single" else "side-by-side"
+
+    def decision(self) -> float:
+        """The threshold where a yes/no per pixel is needed."""
+        return draw.DEFAULT_THRESHOLD if self.threshold is None else self.threshold
+
+
+@dataclass(frozen=True)
 class Job:
-    """One picture to process and the PNG it becomes."""
+    """One picture to process, the PNG it becomes, and its ground-truth mask if any."""
 
     src: Path
     dest: Path
+    truth: Path | None = None
 
 
 first_line = modelio.first_line
 
 
-def default_model() -> Path:
+def note(message: str, quiet: bool = False) -> None:
+    """A progress note on stderr (stdout may carry a PNG), unless ``quiet``."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def default_model(quiet: bool = False) -> Path:
     """The registry's default model, or UserInputError telling the user to pass --model."""
     try:
         path = registry.default_model_path(registry.REGISTRY_PATH)
@@ -79,10 +140,10 @@ def default_model() -> Path:
     if not path.is_file():
         raise UserInputError(f"{path}: default model listed in the registry is missing")
     if registry.model_entry(None, registry.REGISTRY_PATH).get("smoke"):
-        click.echo(
+        note(
             f"note: the default model {path.name} is a smoke model (a short CPU run, "
             "weaker than a release); pass --model for another one",
-            err=True,
+            quiet,
         )
     return path
 
@@ -109,8 +170,7 @@ def output_name(rel: Path, fmt: str) -> Path:
 
 
 def _is_earlier_output(path: Path, out: Path) -> bool:
-    names = tuple(f".{fmt}.png" for fmt in FORMATS)
-    return path.name.lower().endswith(names) and path.resolve().is_relative_to(out)
+    return path.name.lower().endswith(OUTPUT_SUFFIXES) and path.resolve().is_relative_to(out)
 
 
 def _walk_images(folder: Path, out: Path) -> list[Path]:
@@ -127,12 +187,80 @@ def _walk_images(folder: Path, out: Path) -> list[Path]:
     return found
 
 
-def plan_jobs(inputs: list[Path], out: Path, fmt: str, model: Path | None = None) -> list[Job]:
+class _TruthFinder:
+    """Ground-truth masks under one folder, matched by stem; each folder listed once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.listed: dict[Path, dict[str, list[Path]]] = {}
+
+    def _by_stem(self, folder: Path) -> dict[str, list[Path]]:
+        if folder not in self.listed:
+            stems: dict[str, list[Path]] = {}
+            try:
+                names = sorted(os.listdir(folder))
+            except OSError:
+                names = []  # a missing sub-folder: every picture in it has no mask
+            for name in names:
+                path = folder / name
+                if path.suffix.lower() in IMAGE_EXTS and not name.startswith("."):
+                    stems.setdefault(path.stem, []).append(path)
+            self.listed[folder] = stems
+        return self.listed[folder]
+
+    def find(self, src: Path, rel: Path) -> Path | None:
+        """The mask for the picture ``src`` (at ``rel`` under its input), None if none.
+
+        Two candidates with the picture's stem (``a.png`` and ``a.jpg``) are refused as
+        ambiguous; the picture itself never counts (masks next to their pictures).
+        """
+        folder = self.root / rel.parent
+        found = [p for p in self._by_stem(folder).get(rel.stem, []) if p.resolve() != src.resolve()]
+        if len(found) > 1:
+            names = " and ".join(p.name for p in found)
+            raise UserInputError(f"{src}: ground truth is ambiguous in {folder} ({names})")
+        return found[0] if found else None
+
+
+def attach_truth(jobs: list[Job], rels: list[Path], masks: Path) -> list[Job]:
+    """``jobs`` with their ground-truth masks from ``masks``; UserInputError if any lacks one.
+
+    Checked before any work: a run that would stop half-way, or silently show some
+    pictures without ground truth, helps nobody.
+    """
+    if not masks.is_dir():
+        raise UserInputError(f"{masks}: --masks is not a folder")
+    finder = _TruthFinder(masks)
+    matched: list[Job] = []
+    missing: list[tuple[Job, Path]] = []
+    for job, rel in zip(jobs, rels, strict=True):
+        truth = finder.find(job.src, rel)
+        if truth is None:
+            missing.append((job, rel))
+        matched.append(Job(job.src, job.dest, truth))
+    if missing:
+        job, rel = missing[0]
+        more = f" ({len(missing)} of {len(jobs)} pictures have none)" if len(missing) > 1 else ""
+        raise UserInputError(
+            f"{job.src}: no ground-truth mask {rel.stem}.* in {masks / rel.parent}{more}"
+        )
+    return matched
+
+
+def plan_jobs(
+    inputs: list[Path],
+    out: Path,
+    fmt: str,
+    model: Path | None = None,
+    masks: Path | None = None,
+) -> list[Job]:
     """Expand files/folders into jobs; refuse collisions and any output that is an input.
 
-    Raises UserInputError (before anything is written) for a missing input, no images
-    at all, two inputs mapping to the same output, or an output that would replace an
-    input file or ``model`` (compared by path and inode: symlinks and hard links count).
+    ``fmt`` is the output name's kind (:attr:`Look.kind`). Raises UserInputError (before
+    anything is written) for a missing input, no images at all, two inputs mapping to
+    the same output, an output that would replace an input file, a mask or ``model``
+    (compared by path and inode: symlinks and hard links count), and, with ``masks``,
+    a picture without its ground-truth mask.
     """
     if out.exists() and not out.is_dir():
         raise UserInputError(f"{out}: --out exists and is not a folder")
@@ -140,6 +268,11 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str, model: Path | None = None
     out_resolved = out.resolve()
     sources: list[tuple[Path, Path]] = []
     for item in inputs:
+        if str(item) == STDIO:
+            raise UserInputError(
+                "- (stdin) works only as `predict - OUTPUT`, one picture; with --out give "
+                "files or folders"
+            )
         if item.is_dir():
             sources += [(path, path.relative_to(item)) for path in _walk_images(item, out_resolved)]
         elif item.is_file():
@@ -147,6 +280,7 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str, model: Path | None = None
         else:
             raise UserInputError(f"{item}: no such file or folder")
     jobs: list[Job] = []
+    rels: list[Path] = []
     seen_src: set[Path] = set()
     by_dest: dict[Path, Path] = {}
     for src, rel in sources:
@@ -158,14 +292,107 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str, model: Path | None = None
         if other != src:
             raise UserInputError(f"{other} and {src} would both be written to {dest}")
         jobs.append(Job(src, dest))
+        rels.append(rel)
     if not jobs:
         wanted = " ".join(IMAGE_EXTS)
         raise UserInputError(f"no images ({wanted}) found in {' '.join(map(str, inputs))}")
+    if masks is not None:
+        jobs = attach_truth(jobs, rels, masks)
     reads = [("an input picture", job.src) for job in jobs]
+    reads += [("a ground-truth mask", job.truth) for job in jobs if job.truth is not None]
     if model is not None:
         reads.append(("the model", model))
     refuse_aliases(reads, [("the output PNG", job.dest) for job in jobs])
     return jobs
+
+
+def plan_single(src: Path, dest: Path, model: Path | None = None, masks: Path | None = None) -> Job:
+    """Check ``predict INPUT OUTPUT`` before any work and return its one job.
+
+    ``-`` is stdin (INPUT) or stdout (OUTPUT). OUTPUT must end in ``.png``, so a slip
+    like ``predict a.jpg b.jpg`` cannot replace a photo with a PNG. Refused (one
+    UserInputError naming the path): a missing INPUT or a folder, an OUTPUT that is a
+    folder or cannot be written, an OUTPUT that is the INPUT, the model or the mask
+    (path, symlink or hard link), ``masks`` with stdin, and a missing ground truth.
+    """
+    from_stdin, to_stdout = str(src) == STDIO, str(dest) == STDIO
+    if not from_stdin:
+        if src.is_dir():
+            raise UserInputError(
+                f"{src}: is a folder; for folders use `predict FOLDER... --out DIR`"
+            )
+        if not src.exists():
+            raise UserInputError(f"{src}: no such file")
+    truth = None
+    if masks is not None:
+        if from_stdin:
+            raise UserInputError("--masks needs a named INPUT (its stem finds the mask), not -")
+        (job,) = attach_truth([Job(src, dest)], [Path(src.name)], masks)
+        truth = job.truth
+    if not to_stdout:
+        reads = [] if from_stdin else [("the input picture", src)]
+        reads += [("the model", model)] if model is not None else []
+        reads += [("the ground-truth mask", truth)] if truth is not None else []
+        refuse_aliases(reads, [("the output PNG", dest)])
+        if dest.suffix.lower() != ".png":
+            raise UserInputError(f"{dest}: OUTPUT must be a .png file (or - for stdout)")
+        check_output_file(dest, "the PNG")
+    return Job(src, dest, truth)
+
+
+def read_stream(stream: BinaryIO, what: str = STDIN_LABEL, limit: int = MAX_STDIN_BYTES) -> bytes:
+    """All of ``stream`` (at most ``limit`` bytes); UserInputError if empty or larger."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(min(1 << 20, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise UserInputError(f"{what}: more than {limit >> 20} MiB piped in; give a file")
+    if not total:
+        raise UserInputError(f"{what}: no picture piped in (empty input)")
+    return b"".join(chunks)
+
+
+def decode_bytes(data: bytes, what: str = STDIN_LABEL) -> np.ndarray:
+    """Decode picture bytes to EXIF-oriented ``uint8`` HxWx3 RGB, as a file would be.
+
+    The same rules as :func:`sod_train.data.imageio.load_rgb`: every mode to RGB, the
+    pixel limit checked on the header before decoding; anything else is a
+    UserInputError ``"<what>: problem"``.
+    """
+    try:
+        with warnings.catch_warnings():  # the refusal below says it in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UserInputError(
+            f"{what}: cannot decode image (not an image format Pillow reads)"
+        ) from None
+    except Image.DecompressionBombError:
+        raise UserInputError(
+            f"{what}: refused, too many pixels (more than {max_image_pixels() or 0:,}; "
+            "a decompression bomb?)"
+        ) from None
+    except _DECODE_ERRORS as exc:
+        raise UserInputError(f"{what}: cannot decode image ({first_line(exc)})") from None
+    with img:
+        width, height = img.size
+        limit = max_image_pixels()
+        if limit is not None and width * height > limit:
+            raise UserInputError(
+                f"{what}: refused, too many pixels: {width}x{height} = {width * height:,}, "
+                f"the limit is {limit:,} (a decompression bomb?)"
+            )
+        try:
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)
+            return pil_to_rgb(img)
+        except _DECODE_ERRORS as exc:
+            raise UserInputError(f"{what}: cannot decode image ({first_line(exc)})") from None
 
 
 def saliency_map(
@@ -194,42 +421,88 @@ def saliency_map(
     return np.asarray(mask)
 
 
-def render(rgb: np.ndarray, mask: np.ndarray, fmt: str) -> Image.Image:
-    """The output picture: ``mask`` (L), ``cutout`` (RGBA, map as alpha) or ``overlay`` (RGB).
+def render(
+    rgb: np.ndarray, mask: np.ndarray, look: Look | str, truth: np.ndarray | None = None
+) -> Image.Image:
+    """The output picture for ``look`` (a :class:`Look`, or a format name for defaults).
 
-    ``mask`` is the ``uint8`` map from :func:`saliency_map`.
+    ``mask`` (L: the map, or binary with a threshold), ``cutout`` (RGBA, hard alpha at
+    the threshold, or ``soft``; over ``bg`` if given), ``overlay`` (RGB), or the
+    side-by-side row; ``mask`` is the ``uint8`` map from :func:`saliency_map`, ``truth``
+    the ground truth for the side-by-side view.
     """
-    mask_img = Image.fromarray(mask)
-    if fmt == "mask":
-        return mask_img
-    picture = Image.fromarray(rgb)
-    if fmt == "cutout":
-        picture.putalpha(mask_img)
-        return picture
-    if fmt == "overlay":
-        weight = mask_img.point(lambda v: round(v * OVERLAY_STRENGTH))
-        tint = Image.new("RGB", picture.size, OVERLAY_TINT)
-        return Image.composite(tint, picture, weight)
-    raise UserInputError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
+    if isinstance(look, str):
+        look = Look(fmt=look)
+    if look.view == "side-by-side":
+        return draw.side_by_side(rgb, mask, look.threshold, truth)
+    if look.view != "single":
+        raise UserInputError(f"unknown view '{look.view}' (choose from {', '.join(VIEWS)})")
+    if look.fmt == "mask":
+        return draw.mask(mask, look.threshold)
+    if look.fmt == "cutout":
+        return draw.cutout(rgb, mask, look.decision(), look.soft, look.bg)
+    if look.fmt == "overlay":
+        return draw.overlay(rgb, mask, look.decision())
+    raise UserInputError(f"unknown format '{look.fmt}' (choose from {', '.join(FORMATS)})")
 
 
-def predict_file(
-    session: ort.InferenceSession, job: Job, fmt: str, size: int | tuple[int, int] | None
-) -> None:
-    """Process one picture and write its PNG atomically; UserInputError names the file."""
-    rgb, (width, height) = load_rgb(job.src)
+def load_truth(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """A ground-truth mask as ``uint8`` HxW grey, checked to be ``size`` (width, height)."""
+    rgb, found = load_rgb(path)
+    if found != size:
+        raise UserInputError(
+            f"{path}: ground-truth mask is {found[0]}x{found[1]}, the picture {size[0]}x{size[1]}"
+        )
+    return np.asarray(Image.fromarray(rgb).convert("L"))
+
+
+def picture_for(
+    session: ort.InferenceSession,
+    rgb: np.ndarray,
+    look: Look,
+    size: int | tuple[int, int] | None,
+    label: str | os.PathLike[str],
+    truth: Path | None = None,
+) -> Image.Image:
+    """Run the model on one decoded picture and render ``look``; errors name ``label``."""
+    height, width = rgb.shape[:2]
     if size is None and width * height > MAX_NATIVE_PIXELS:
         raise UserInputError(
-            f"{job.src}: {width}x{height} is too large for --native "
+            f"{label}: {width}x{height} is too large for --native "
             f"(limit {MAX_NATIVE_PIXELS / 1e6:g} MP); use --size"
         )
+    truth_map = load_truth(truth, (width, height)) if truth is not None else None
     try:
         mask = saliency_map(session, rgb, size)
     except UserInputError as exc:  # keeps the kind: ModelTimeout stops the whole run
-        raise type(exc)(f"{job.src}: {exc}") from None
-    picture = render(rgb, mask, fmt)
+        raise type(exc)(f"{label}: {exc}") from None
+    return render(rgb, mask, look, truth_map)
+
+
+def png_bytes(picture: Image.Image) -> bytes:
+    """``picture`` encoded as PNG, in memory (for stdout: written whole or not at all)."""
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_png(picture: Image.Image, dest: Path) -> None:
+    """Write ``picture`` to ``dest`` as PNG atomically; UserInputError names ``dest``."""
     try:
-        with atomicio.atomic_path(job.dest, suffix=".png") as tmp:
+        with atomicio.atomic_path(dest, suffix=".png") as tmp:
             picture.save(tmp, format="PNG")
     except OSError as exc:
-        raise UserInputError(f"{job.dest}: cannot write ({exc})") from None
+        raise UserInputError(f"{dest}: cannot write ({exc})") from None
+
+
+def predict_file(
+    session: ort.InferenceSession,
+    job: Job,
+    look: Look | str,
+    size: int | tuple[int, int] | None,
+) -> None:
+    """Process one picture and write its PNG atomically; UserInputError names the file."""
+    if isinstance(look, str):
+        look = Look(fmt=look)
+    rgb, _ = load_rgb(job.src)
+    write_png(picture_for(session, rgb, look, size, job.src, job.truth), job.dest)
