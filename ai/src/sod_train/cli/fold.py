@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from sod_train.check.modelio import load_session
 from sod_train.guards import (
     MAX_CROP,
     MAX_WORKERS,
@@ -14,7 +15,6 @@ from sod_train.guards import (
     read_json_object,
     refuse_aliases,
 )
-from sod_train.predict.predict import load_session
 from sod_train.train.fold import fold_iou, load_fold, record_fold_iou
 
 

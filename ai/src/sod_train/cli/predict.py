@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from sod_train.check.modelio import ModelTimeout
+from sod_train.check.modelio import ModelTimeout, load_session
 from sod_train.data.imageio import load_rgb
 from sod_train.errors import GateError, SodTrainError, UserInputError
 from sod_train.guards import MAX_SQUARE, MAX_THREADS
@@ -23,7 +23,6 @@ from sod_train.predict.predict import (
     decode_bytes,
     default_model,
     fixed_input_size,
-    load_session,
     note,
     picture_for,
     plan_jobs,

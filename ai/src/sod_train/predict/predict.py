@@ -41,13 +41,12 @@ from typing import BinaryIO
 
 import numpy as np
 import onnxruntime as ort
-from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sod_train import atomicio
 from sod_train.check import modelio
 from sod_train.data.imageio import load_rgb, max_image_pixels, pil_to_rgb, to_model_input
-from sod_train.errors import UserInputError
+from sod_train.errors import UserInputError, first_line
 from sod_train.guards import check_output_dir, check_output_file, refuse_aliases
 from sod_train.predict import render as draw
 from sod_train.release import registry
@@ -70,21 +69,6 @@ _DECODE_ERRORS = (
     SyntaxError,
     ValueError,
     EOFError,
-)
-
-# Everything onnxruntime raises for a bad model or a run that fails.
-ORT_ERRORS: tuple[type[BaseException], ...] = (
-    ort_state.Fail,
-    ort_state.InvalidArgument,
-    ort_state.InvalidGraph,
-    ort_state.InvalidProtobuf,
-    ort_state.NoSuchFile,
-    ort_state.NoModel,
-    ort_state.NotImplemented,
-    ort_state.RuntimeException,
-    ort_state.EPFail,
-    RuntimeError,
-    ValueError,
 )
 
 
@@ -122,9 +106,6 @@ class Job:
     truth: Path | None = None
 
 
-first_line = modelio.first_line
-
-
 def note(message: str, quiet: bool = False) -> None:
     """A progress note on stderr (stdout may carry a PNG), unless ``quiet``."""
     if not quiet:
@@ -146,17 +127,6 @@ def default_model(quiet: bool = False) -> Path:
             quiet,
         )
     return path
-
-
-def load_session(model: str | os.PathLike[str], threads: int | None = None) -> ort.InferenceSession:
-    """An onnxruntime CPU session for ``model`` with ``threads`` intra-op threads.
-
-    Goes through the one model loader (:func:`sod_train.check.modelio.load_session`): a file
-    that is not a regular file, not ONNX, or not one float [1,3,H,W] input and a float
-    output (fixed sizes within range) raises UserInputError naming the file.
-    ``threads`` None keeps onnxruntime's default (all physical cores).
-    """
-    return modelio.load_session(model, threads)
 
 
 def fixed_input_size(session: ort.InferenceSession) -> tuple[int, int] | None:
