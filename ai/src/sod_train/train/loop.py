@@ -113,17 +113,17 @@ def load_data(
     raise_if_problems(problems, root, cfg.skip_bad)
     if len(train_set) == 0:
         raise UserInputError(f"{root}: no usable training pairs")
-        info = {
-            "name": scan.image_dir.name.removesuffix("-Image")
-            if scan.image_dir.name.endswith("-Image")
-            else root.name,
-            "digest": content_digest(root, pair_files(train_set.pairs + val_set.pairs)),
-            "pairs": len(train_set) + len(val_set),
-            "train": len(train_set),
-            "val": len(val_set),
-            "skipped_bad": len(problems),
-            "skipped_files": problems,
-        }
+    info = {
+        "name": scan.image_dir.name.removesuffix("-Image")
+        if scan.image_dir.name.endswith("-Image")
+        else root.name,
+        "digest": content_digest(root, pair_files(train_set.pairs + val_set.pairs)),
+        "pairs": len(train_set) + len(val_set),
+        "train": len(train_set),
+        "val": len(val_set),
+        "skipped_bad": len(problems),
+        "skipped_files": problems,
+    }
     return train_set, val_set, info
 
 
