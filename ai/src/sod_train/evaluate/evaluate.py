@@ -30,12 +30,12 @@ from PIL import Image, UnidentifiedImageError
 
 from sod_train import atomicio
 from sod_train.check import modelio
+from sod_train.check.modelio import load_session
 from sod_train.data import pairs
 from sod_train.data.imageio import load_rgb, open_image, to_model_input
 from sod_train.errors import UserInputError
 from sod_train.evaluate.sod_metrics import METRIC_KEYS, SODMetrics
 from sod_train.guards import read_json_object, refuse_aliases
-from sod_train.predict.predict import load_session
 
 PROTOCOL = (
     "RGB {input}, /255, ImageNet mean/std; onnxruntime CPU; map {back}, "
