@@ -345,7 +345,7 @@ class _Scalar(_Metric):
         return {self.key: _mean(self.values)}
 
     def per_image(self) -> list[dict[str, float]]:
-        return [{self.key: value} for value in self.values]
+        return [{self.key: float(value)} for value in self.values]
 
 
 def _mean(values: list[float]) -> float:
