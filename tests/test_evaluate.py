@@ -41,8 +41,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_model(path: Path, weights: np.ndarray = WEIGHTS, bias: float = BIAS) -> Path:
     """A fixed 1x1 Conv (3 -> 1) + Sigmoid with the host contract (any H, W)."""
     graph = helper.make_graph(
         [
@@ -53,31 +52,45 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "H", "W"])],
         [helper.make_tensor_value_info("saliency_map", TensorProto.FLOAT, [1, 1, "H", "W"])],
         [
-            helper.make_tensor("w", TensorProto.FLOAT, [1, 3, 1, 1], WEIGHTS.tolist()),
-            helper.make_tensor("b", TensorProto.FLOAT, [1], [float(BIAS)]),
+            helper.make_tensor("w", TensorProto.FLOAT, [1, 3, 1, 1], weights.tolist()),
+            helper.make_tensor("b", TensorProto.FLOAT, [1], [float(bias)]),
         ],
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(proto, full_check=True)
-    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
     onnx.save(proto, path)
     return path
 
 
-def expected_metrics(root: Path, size: int | None) -> dict[str, float]:
-    """The documented protocol, written out with numpy instead of onnxruntime."""
-    metrics = SODMetrics()
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+def expected_maps(
+    root: Path, size: int | None, weights: np.ndarray = WEIGHTS, bias: float = BIAS
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(stem, map, mask) per pair: the documented protocol, with numpy, not onnxruntime."""
+    out = []
     for mask_path in sorted((root / "DUTS-TE-Mask").glob("*.png")):
         image = Image.open(root / "DUTS-TE-Image" / f"{mask_path.stem}.jpg").convert("RGB")
         gt = np.asarray(Image.open(mask_path).convert("L"))
         if size is not None:
             image = image.resize((size, size), Image.Resampling.BILINEAR)
         x = (np.asarray(image, dtype=np.float32) / 255 - MEAN) / STD
-        saliency = (1 / (1 + np.exp(-(x @ WEIGHTS + BIAS)))).astype(np.float32)
+        saliency = (1 / (1 + np.exp(-(x @ weights + bias)))).astype(np.float32)
         if size is not None:
             back = Image.fromarray(saliency).resize(gt.shape[::-1], Image.Resampling.BILINEAR)
             saliency = np.asarray(back)
-        metrics.step(np.rint(np.clip(saliency, 0, 1) * 255).astype(np.uint8), gt)
+        out.append((mask_path.stem, np.rint(np.clip(saliency, 0, 1) * 255).astype(np.uint8), gt))
+    return out
+
+
+def expected_metrics(root: Path, size: int | None) -> dict[str, float]:
+    """The nine metrics of :func:`expected_maps`."""
+    metrics = SODMetrics()
+    for _, pred, gt in expected_maps(root, size):
+        metrics.step(pred, gt)
     return metrics.get_results()
 
 
@@ -109,6 +122,8 @@ def test_resized_run_follows_the_protocol(data, model, tmp_path):
         "metrics",
         "seconds",
         "img_per_s",
+        "source",
+        "curves",
     ]
     assert (doc["name"], doc["n"], doc["size"]) == ("DUTS-TE", N_PAIRS, 64)
     assert "64x64" in doc["protocol"] and "\n" not in doc["protocol"]
@@ -217,3 +232,174 @@ def test_rgb_masks_count_as_grey_but_16_bit_masks_are_refused(data, model, tmp_p
     assert json.loads(as_rgb.stdout)["metrics"] == json.loads(reference.stdout)["metrics"]
     Image.fromarray(np.asarray(grey).astype(np.uint16) * 257).save(first)
     assert_one_line_error(run(model, "--data", root, "--quiet"), first.name, "16-bit")
+
+
+# ------------------------------------------------- curves, per image, worst, pred dirs
+
+
+def _psm_curves(maps: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """PySODMetrics' PR, F and E arrays for these maps, reversed to threshold 0..255."""
+    psm = pytest.importorskip("py_sod_metrics")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the classic Fmeasure (it has the PR arrays) warns
+        fm, em = psm.Fmeasure(), psm.Emeasure()
+        for _, pred, gt in maps:
+            fm.step(pred, gt)
+            em.step(pred, gt)
+    f, e = fm.get_results(), em.get_results()
+    arrays = {
+        "precision": f["pr"]["p"],
+        "recall": f["pr"]["r"],
+        "fmeasure": f["fm"]["curve"],
+        "emeasure": e["em"]["curve"],
+    }
+    return {key: np.asarray(value)[::-1] for key, value in arrays.items()}
+
+
+def test_json_curves_equal_pysodmetrics_arrays(data, model):
+    result = run(model, "--data", data, "--size", "64", "--json", "-", "--quiet")
+    assert result.exit_code == 0, result.output
+    curves = json.loads(result.stdout)["curves"]
+    assert curves["thresholds"] == list(range(256))
+    reference = _psm_curves(expected_maps(data, 64))
+    for key, values in reference.items():
+        assert len(curves[key]) == 256
+        np.testing.assert_allclose(curves[key], values, atol=2e-6, err_msg=key)  # 6 decimals
+    doc = json.loads(result.stdout)
+    assert doc["metrics"]["maxF"] == pytest.approx(max(curves["fmeasure"]), abs=2e-6)
+    assert doc["source"] == {"kind": "onnx", "path": str(model)}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_per_image_scores_equal_single_image_runs(data, model, tmp_path, suffix):
+    out = tmp_path / f"scores{suffix}"
+    result = run(model, "--data", data, "--size", "64", "--per-image", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    if suffix == ".json":
+        rows = json.loads(out.read_text())
+    else:
+        import csv
+
+        with out.open(newline="") as fh:
+            rows = [
+                {k: v if k in ("model", "image") else float(v) for k, v in row.items()}
+                for row in csv.DictReader(fh)
+            ]
+    maps = expected_maps(data, 64)
+    assert [row["image"] for row in rows] == [stem for stem, _, _ in maps]
+    for row, (_, pred, gt) in zip(rows, maps, strict=True):
+        assert list(row) == ["model", "image", *METRIC_KEYS] and row["model"] == "tiny"
+        single = SODMetrics()
+        single.step(pred, gt)
+        for key, value in single.get_results().items():
+            assert row[key] == pytest.approx(value, abs=1e-5), (row["image"], key)
+
+
+def test_worst_lists_the_worst_images_by_the_chosen_metric(data, model):
+    maps = expected_maps(data, 64)
+
+    def per_image(key: str) -> dict[str, float]:
+        out = {}
+        for stem, pred, gt in maps:
+            single = SODMetrics()
+            single.step(pred, gt)
+            out[stem] = single.get_results()[key]
+        return out
+
+    for by, worst_is_high in (("MAE", True), ("Sm", False)):
+        args = ("--size", "64", "--worst", "3", "--json", "-", "--quiet")
+        result = run(model, "--data", data, *args, "--by", by)
+        assert result.exit_code == 0, result.output
+        listed = json.loads(result.stdout)["worst"]
+        assert listed["by"] == by
+        scores = per_image(by)
+        expected = sorted(scores, key=scores.get, reverse=worst_is_high)[:3]
+        assert [item["image"] for item in listed["images"]] == expected
+    table = run(model, "--data", data, "--size", "64", "--worst", "2", "--quiet")
+    assert "2 worst by MAE (lower is better)" in table.stdout
+    assert len(table.stdout.strip().splitlines()) == 3 + 1 + 2
+    assert run(model, "--data", data, "--by", "Sm", "--quiet").exit_code == 2  # --by needs --worst
+
+
+def _predict(model: Path, data: Path, out: Path) -> None:
+    args = ["predict", str(data / "DUTS-TE-Image"), "--model", str(model), "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--native", "--quiet"])
+    assert result.exit_code == 0, result.output
+
+
+def test_pred_dir_equals_scoring_the_model_on_predicts_maps(data, model, tmp_path):
+    maps = tmp_path / "maps"
+    _predict(model, data, maps)
+    direct = run(model, "--data", data, "--native", "--json", "-", "--quiet")
+    saved = run("--data", data, "--pred-dir", maps, "--json", "-", "--quiet")
+    assert direct.exit_code == 0 and saved.exit_code == 0, saved.output
+    a, b = json.loads(direct.stdout), json.loads(saved.stdout)
+    assert a["metrics"] == b["metrics"] and a["curves"] == b["curves"]
+    assert a["digest"] == b["digest"] and b["size"] == "maps" and "saved" in b["protocol"]
+    assert b["source"] == {"kind": "maps", "path": str(maps)}
+    # The <stem>.png layout (PySODEvalToolkit's) scores the same.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for png in maps.glob("*.jpg.mask.png"):
+        shutil.copy(png, plain / png.name.replace(".jpg.mask.png", ".png"))
+    again = run("--data", data, "--pred-dir", plain, "--json", "-", "--quiet")
+    assert json.loads(again.stdout)["metrics"] == a["metrics"]
+
+
+def test_bad_pred_dir_maps_are_one_line_errors_naming_the_file(data, model, tmp_path):
+    maps = tmp_path / "maps"
+    _predict(model, data, maps)
+    first = sorted(maps.glob("*.png"))[0]
+    stem = first.name.split(".")[0]
+    moved = first.rename(tmp_path / first.name)
+    assert_one_line_error(run("--data", data, "--pred-dir", maps, "--quiet"), f"{stem}.png")
+    Image.open(moved).resize((17, 9)).save(first)
+    assert_one_line_error(run("--data", data, "--pred-dir", maps, "--quiet"), first.name, "17x9")
+    Image.fromarray(np.zeros((4, 4), np.uint16) + 300).resize(Image.open(moved).size).save(first)
+    assert_one_line_error(run("--data", data, "--pred-dir", maps, "--quiet"), first.name, "8-bit")
+    shutil.copy(moved, first)
+    shutil.copy(moved, maps / f"{stem}.png")  # both names: ambiguous
+    assert_one_line_error(run("--data", data, "--pred-dir", maps, "--quiet"), "ambiguous")
+    assert_one_line_error(run("--data", data, "--pred-dir", tmp_path / "no", "--quiet"), "no")
+    nothing = run("--data", data, "--quiet")
+    assert nothing.exit_code == 2 and "--pred-dir" in nothing.stderr
+
+
+def test_several_models_give_one_side_by_side_table(data, model, tmp_path):
+    other = build_model(tmp_path / "other.onnx", WEIGHTS[::-1].copy(), -0.3)
+    maps = tmp_path / "maps"
+    _predict(model, data, maps)
+    out = tmp_path / "all.json"
+    args = ("--native", "--json", out, "--quiet", "--per-image", tmp_path / "all.csv")
+    result = run(model, other, "--data", data, "--pred-dir", maps, *args)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == f"DUTS-TE: n={N_PAIRS}" and lines[1].split()[:2] == ["model", "maxF"]
+    assert [line.split()[0] for line in lines[2:]] == ["tiny", "other", "maps"]
+    doc = json.loads(out.read_text())
+    assert list(doc) == ["tiny", "other", "maps"]
+    for label, path in (("tiny", model), ("other", other)):
+        single = json.loads(run(path, "--data", data, "--native", "--json", "-", "--quiet").stdout)
+        assert doc[label]["metrics"] == single["metrics"]
+        row = next(line for line in lines if line.startswith(label))
+        assert row.split()[1:10] == [f"{single['metrics'][k]:.4f}" for k in METRIC_KEYS]
+    assert doc["maps"]["metrics"] == doc["tiny"]["metrics"]
+    assert doc["tiny"]["metrics"] != doc["other"]["metrics"]
+    assert len((tmp_path / "all.csv").read_text().splitlines()) == 1 + 3 * N_PAIRS
+    # --record belongs to one model; the same model twice is refused.
+    record = tmp_path / "m.json"
+    record.write_text("{}")
+    assert run(model, other, "--data", data, "--record", record).exit_code == 2
+    assert_one_line_error(run(model, model, "--data", data, "--quiet"), "given twice")
+
+
+def test_outputs_may_not_overwrite_a_saved_map(data, model, tmp_path):
+    maps = tmp_path / "maps"
+    _predict(model, data, maps)
+    target = sorted(maps.glob("*.png"))[0]
+    before = target.read_bytes()
+    result = run("--data", data, "--pred-dir", maps, "--per-image", target, "--quiet")
+    assert_one_line_error(result, "refusing to overwrite a saved map")
+    assert target.read_bytes() == before

@@ -247,3 +247,76 @@ def test_gaussian_kernel_is_matlab_fspecial():
     k = sm.gaussian_kernel_1d(7, 5.0)
     reference = psm.WeightedFmeasure().matlab_style_gauss2D((7, 7), sigma=5)
     np.testing.assert_allclose(np.outer(k, k), reference, rtol=1e-14, atol=0)
+
+
+# ------------------------------------------------------------------ curves and per image
+
+
+def _reference_curves(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """PySODMetrics' PR, F-measure and E-measure arrays, reversed to threshold 0..255."""
+    psm = pytest.importorskip("py_sod_metrics")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Fmeasure (not V2) warns that it is old; it has PR
+        fm, em = psm.Fmeasure(), psm.Emeasure()
+        for pred, gt in pairs:
+            fm.step(pred, gt)
+            em.step(pred, gt)
+    f, e = fm.get_results(), em.get_results()
+    arrays = {
+        "precision": f["pr"]["p"],
+        "recall": f["pr"]["r"],
+        "fmeasure": f["fm"]["curve"],
+        "emeasure": e["em"]["curve"],
+    }
+    return {key: np.asarray(value)[::-1] for key, value in arrays.items()}
+
+
+def _noisy_pairs(real_pairs, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _, gt in real_pairs:
+        blur = np.asarray(Image.fromarray(gt).filter(ImageFilter.GaussianBlur(5)), dtype=np.float64)
+        pred = np.clip(0.7 * blur + 30 + rng.normal(0, 25, gt.shape), 0, 255).astype(np.uint8)
+        pairs.append((pred, gt))
+    return pairs
+
+
+def test_curves_equal_pysodmetrics_arrays(real_pairs):
+    pairs = _noisy_pairs(real_pairs, 3)
+    # Add an empty and a full mask: the 0/0 cases of precision and recall.
+    h, w = 20, 30
+    ramp = (np.arange(h * w).reshape(h, w) % 256).astype(np.uint8)
+    pairs += [(ramp, np.zeros((h, w), np.uint8)), (ramp, np.full((h, w), 255, np.uint8))]
+    metrics = sm.SODMetrics()
+    for pred, gt in pairs:
+        metrics.step(pred, gt)
+    ours, ref = metrics.curves(), _reference_curves(pairs)
+    assert list(ours) == list(sm.CURVE_KEYS)
+    for key in sm.CURVE_KEYS:
+        assert ours[key].shape == (256,)
+        np.testing.assert_allclose(ours[key], ref[key], rtol=1e-9, atol=1e-9, err_msg=key)
+    # The curves are what the scalars summarise.
+    results = metrics.get_results()
+    assert results["maxF"] == pytest.approx(ours["fmeasure"].max(), abs=1e-12)
+    assert results["meanEm"] == pytest.approx(ours["emeasure"].mean(), abs=1e-12)
+    # Threshold 0 selects every pixel: recall 1 wherever there is foreground.
+    assert ours["recall"][0] == pytest.approx((len(pairs) - 1) / len(pairs))
+
+
+def test_per_image_scores_equal_single_image_runs(real_pairs):
+    pairs = _noisy_pairs(real_pairs[:8], 4)
+    pairs.append((np.full((9, 9), 40, np.uint8), np.zeros((9, 9), np.uint8)))
+    metrics = sm.SODMetrics()
+    for pred, gt in pairs:
+        metrics.step(pred, gt)
+    rows = metrics.per_image()
+    assert len(rows) == len(pairs)
+    for row, pair in zip(rows, pairs, strict=True):
+        assert list(row) == list(sm.METRIC_KEYS)
+        assert row == pytest.approx(_ours([pair]), rel=1e-12, abs=1e-12)
+    # Means of per-image scores give the mean-type metrics of the data set.
+    results = metrics.get_results()
+    for key in ("adpF", "wF", "Sm", "MAE", "IoU", "meanF", "meanEm"):
+        assert np.mean([row[key] for row in rows]) == pytest.approx(results[key], abs=1e-12)
+    # ... but not maxF: the max of the mean curve is not the mean of the maxima.
+    assert np.mean([row["maxF"] for row in rows]) >= results["maxF"]

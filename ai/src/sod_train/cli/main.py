@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "verify-data": "fetch:verify_data",
     "check": "check:check",
     "evaluate": "evaluate:evaluate",
+    "report": "report:report",
     "diff": "release:diff",
     "card": "release:card",
     "register": "release:register",

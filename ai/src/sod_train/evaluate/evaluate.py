@@ -17,24 +17,27 @@ so a result says exactly which files it was measured on.
 
 from __future__ import annotations
 
+import csv
 import ctypes
+import os
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from sod_train import atomicio
+from sod_train import atomicio, progress
 from sod_train.check import modelio
 from sod_train.check.modelio import load_session
+from sod_train.contract import LOWER_IS_BETTER
 from sod_train.data import pairs
 from sod_train.data.imageio import load_rgb, open_image, to_model_input
 from sod_train.errors import UserInputError
-from sod_train.evaluate.sod_metrics import METRIC_KEYS, SODMetrics
+from sod_train.evaluate.sod_metrics import CURVE_KEYS, METRIC_KEYS, SODMetrics
 from sod_train.guards import read_json_object, refuse_aliases
 
 PROTOCOL = (
@@ -42,7 +45,14 @@ PROTOCOL = (
     "uint8 = rint(clip(map,0,1)*255); mask > 128; PySODMetrics definitions "
     "(F beta^2=0.3 over 256 thresholds, adaptive 2*mean; S alpha=0.5; wF beta=1; IoU at 0.5)"
 )
+MAPS_PROTOCOL = (
+    "saved uint8 grey maps at the mask size (no model run); mask > 128; PySODMetrics "
+    "definitions (F beta^2=0.3 over 256 thresholds, adaptive 2*mean; S alpha=0.5; wF beta=1; "
+    "IoU at 0.5)"
+)
 RECORDED_KEYS = ("n", "size", "protocol", "digest", "metrics")
+DEFAULT_BY = "MAE"  # --worst/--by default: defined for every mask, empty ones included
+MAP_MODES = ("L", "1", "P", "LA", "RGB", "RGBA")  # 8 bits a channel; read as luminance
 MASK_ERRORS = (
     UnidentifiedImageError,
     Image.DecompressionBombError,
@@ -137,6 +147,199 @@ def predict_uint8(session: Any, rgb: np.ndarray, size: int | None) -> np.ndarray
     return np.rint(np.clip(saliency, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class Source:
+    """One thing to score: an ONNX model (``kind`` "onnx") or a folder of saved maps
+    ("maps"); ``label`` names it in tables and JSON."""
+
+    path: Path
+    kind: str
+    label: str
+
+
+@dataclass
+class Evaluation:
+    """One source's result: the JSON ``result`` and every image's scores (stem, scores)."""
+
+    source: Source
+    result: dict[str, Any]
+    per_image: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+
+
+def make_sources(
+    models: Iterable[str | Path] = (), pred_dirs: Iterable[str | Path] = ()
+) -> list[Source]:
+    """Sources for ONNX ``models`` then ``pred_dirs``, labelled by file stem / folder name.
+
+    Where two would share a label, both are labelled by the path as given; the same
+    path twice is a UserInputError.
+    """
+    items = [(Path(m), "onnx", Path(m).stem) for m in models]
+    items += [(Path(d), "maps", Path(d).resolve().name) for d in pred_dirs]
+    seen: set[str] = set()
+    for path, _, _ in items:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UserInputError(f"{path}: given twice")
+        seen.add(key)
+    labels = [label for _, _, label in items]
+    return [
+        Source(path, kind, label if labels.count(label) == 1 else str(path))
+        for path, kind, label in items
+    ]
+
+
+def find_map(folder: Path, pair: pairs.Pair) -> Path:
+    """The saved map of ``pair`` in ``folder``: ``<stem>.png``, or ``<image name>.mask.png``
+    as ``sod-train predict --out`` writes it. Missing or both: UserInputError."""
+    plain, predicted = folder / f"{pair.stem}.png", folder / f"{pair.image.name}.mask.png"
+    found = [path for path in (plain, predicted) if path.exists()]
+    if not found:
+        raise UserInputError(f"{plain}: no saved map for {pair.image.name} (nor {predicted.name})")
+    if len(found) == 2:
+        raise UserInputError(f"{plain}: ambiguous, {predicted.name} is there too; keep one")
+    return found[0]
+
+
+def load_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A saved map as uint8 HxW; UserInputError naming the file if it is not 8-bit or not
+    ``shape`` (the mask's height, width): a resized map would be scored differently."""
+    with open_image(path, "saved map") as img:
+        if img.mode not in MAP_MODES:
+            raise UserInputError(f"{path}: mode {img.mode}, expected an 8-bit grey PNG")
+        if (img.height, img.width) != shape:
+            raise UserInputError(
+                f"{path}: size {img.width}x{img.height} != mask size {shape[1]}x{shape[0]}"
+            )
+        try:
+            return np.asarray(img if img.mode == "L" else img.convert("L"), dtype=np.uint8)
+        except MASK_ERRORS as exc:
+            raise UserInputError(f"{path}: cannot decode saved map ({exc})") from None
+
+
+class Scorer:
+    """Produces one source's uint8 maps under the protocol (model run or saved file)."""
+
+    def __init__(self, source: Source, size: int | None, threads: int | None) -> None:
+        self.source, self.size = source, size
+        self.session = load_session(source.path, threads) if source.kind == "onnx" else None
+        if source.kind == "maps" and not source.path.is_dir():
+            raise UserInputError(f"{source.path}: --pred-dir is not a folder")
+
+    def map_for(
+        self, pair: pairs.Pair, rgb: np.ndarray | None, shape: tuple[int, int]
+    ) -> np.ndarray:
+        """The map for ``pair`` at ``shape`` (rgb: the decoded image, for models)."""
+        if self.session is None:
+            return load_map(find_map(self.source.path, pair), shape)
+        try:
+            return predict_uint8(self.session, rgb, self.size)
+        except UserInputError as exc:
+            raise UserInputError(f"{self.source.path} on {pair.image}: {exc}") from None
+
+
+def load_pair(pair: pairs.Pair, need_rgb: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """(rgb or None, mask) of ``pair``; a mask not at the image's size is a UserInputError."""
+    mask = load_mask(pair.mask)
+    if not need_rgb:
+        return None, mask
+    rgb, (width, height) = load_rgb(pair.image)
+    if mask.shape != (height, width):
+        raise UserInputError(
+            f"{pair.mask}: size {mask.shape[1]}x{mask.shape[0]} != image size "
+            f"{width}x{height} (after EXIF orientation)"
+        )
+    return rgb, mask
+
+
+def scan_sources(
+    sources: list[Source], data_dir: str | Path, writes: Iterable[tuple[str, Path]] = ()
+) -> pairs.PairScan:
+    """Scan the data and refuse, before any work, a write onto a model, data file or map."""
+    scan = scan_dataset(data_dir)
+    reads = [("the data file", p) for p in pairs.pair_files(scan.pairs)]
+    for source in sources:
+        if source.kind == "onnx":
+            reads.append(("the model", source.path))
+        else:
+            reads += [("a saved map", p) for p in source.path.glob("*.png")]
+    refuse_aliases(reads, writes)
+    return scan
+
+
+def evaluate_sources(
+    sources: list[Source],
+    data_dir: str | Path,
+    size: int = 256,
+    native: bool = False,
+    threads: int | None = None,
+    quiet: bool = False,
+    name: str | None = None,
+    writes: Iterable[tuple[str, Path]] = (),
+) -> list[Evaluation]:
+    """Score every source on the pairs of ``data_dir`` in one pass over the data.
+
+    Each image and mask is decoded once for all sources. Per source the result has the
+    keys of :func:`evaluate_model` plus ``source`` ({kind, path}) and ``curves``
+    (:func:`curves_json`); ``seconds`` counts the shared decoding plus that source's own
+    model and metrics time. ``writes``: see :func:`evaluate_model`.
+    """
+    if not sources:
+        raise UserInputError("nothing to evaluate: give an ONNX model or --pred-dir")
+    problem = None if native else modelio.size_problem(size, size)
+    if problem:
+        raise UserInputError(f"--size {size}: {problem}")
+    run_size = None if native else size
+    scan = scan_sources(sources, data_dir, writes)
+    scorers = [Scorer(source, run_size, threads) for source in sources]
+    need_rgb = any(source.kind == "onnx" for source in sources)
+    metrics = [SODMetrics() for _ in sources]
+    own = [0.0] * len(sources)
+    shared = 0.0
+    with progress.Bar(scan.pairs, label="evaluating", quiet=quiet) as bar:
+        for pair in bar:
+            start = time.perf_counter()
+            rgb, mask = load_pair(pair, need_rgb)
+            shared += time.perf_counter() - start
+            for i, scorer in enumerate(scorers):
+                start = time.perf_counter()
+                metrics[i].step(scorer.map_for(pair, rgb, mask.shape), mask)
+                own[i] += time.perf_counter() - start
+    digest = pairs.content_digest(scan.root, pairs.pair_files(scan.pairs))
+    data_name = name or dataset_name(scan.image_dir, scan.root)
+    stems = [pair.stem for pair in scan.pairs]
+    evaluations = []
+    for source, metric, seconds in zip(sources, metrics, own, strict=True):
+        seconds += shared
+        result = {
+            "name": data_name,
+            "n": metric.n,
+            "size": ("native" if native else size) if source.kind == "onnx" else "maps",
+            "protocol": protocol_text(run_size) if source.kind == "onnx" else MAPS_PROTOCOL,
+            "digest": digest,
+            "metrics": {key: round(value, 6) for key, value in metric.get_results().items()},
+            "seconds": round(seconds, 3),
+            "img_per_s": round(metric.n / seconds, 2) if seconds > 0 else None,
+            "source": {"kind": source.kind, "path": str(source.path)},
+            "curves": curves_json(metric),
+        }
+        rows = list(zip(stems, metric.per_image(), strict=True))
+        evaluations.append(Evaluation(source, result, rows))
+    return evaluations
+
+
+def curves_json(metrics: SODMetrics) -> dict[str, Any]:
+    """The data-set curves for JSON: ``thresholds`` 0..255 and one array per curve key.
+
+    Index t is the binary map ``uint8(stretched map * 255) >= t``; PySODMetrics' arrays
+    are the same values from t = 255 down.
+    """
+    arrays = metrics.curves()
+    out: dict[str, Any] = {"thresholds": list(range(256))}
+    out.update({key: [round(float(v), 6) for v in arrays[key]] for key in CURVE_KEYS})
+    return out
+
+
 def evaluate_model(
     onnx_path: str | Path,
     data_dir: str | Path,
@@ -147,55 +350,58 @@ def evaluate_model(
     name: str | None = None,
     writes: Iterable[tuple[str, Path]] = (),
 ) -> dict[str, Any]:
-    """Run the benchmark protocol of this module and return the result dict.
+    """Run the benchmark protocol of this module on one model and return the result dict.
 
     Keys: ``name`` (data-set name, see :func:`dataset_name`, or ``name``), ``n``,
     ``size`` (an int, or ``"native"``), ``protocol``, ``digest``, ``metrics`` (the nine
     of :data:`sod_train.evaluate.sod_metrics.METRIC_KEYS`), ``seconds`` and ``img_per_s`` (the
-    whole loop: decoding, model and metrics). Bad data, an unloadable model or a run
-    that fails raise UserInputError naming the file. ``writes`` are the ``(label, path)``
-    outputs the caller will write: refused before any work if one is the model, a data
-    file or another output.
+    whole loop: decoding, model and metrics), ``source`` and ``curves``. Bad data, an
+    unloadable model or a run that fails raise UserInputError naming the file. ``writes``
+    are the ``(label, path)`` outputs the caller will write: refused before any work if
+    one is the model, a data file or another output.
     """
-    problem = None if native else modelio.size_problem(size, size)
-    if problem:
-        raise UserInputError(f"--size {size}: {problem}")
-    run_size = None if native else size
-    scan = scan_dataset(data_dir)
-    data_files = [path for pair in scan.pairs for path in (pair.image, pair.mask)]
-    reads = [("the model", Path(onnx_path)), *(("the data file", p) for p in data_files)]
-    refuse_aliases(reads, writes)
-    session = load_session(onnx_path, threads)
-    metrics = SODMetrics()
-    start = time.perf_counter()
-    with click.progressbar(
-        scan.pairs, label="evaluating", file=sys.stderr, hidden=quiet
-    ) as progress:
-        for pair in progress:
-            rgb, (width, height) = load_rgb(pair.image)
-            mask = load_mask(pair.mask)
-            if mask.shape != (height, width):
-                raise UserInputError(
-                    f"{pair.mask}: size {mask.shape[1]}x{mask.shape[0]} != image size "
-                    f"{width}x{height} (after EXIF orientation)"
-                )
-            try:
-                pred = predict_uint8(session, rgb, run_size)
-            except UserInputError as exc:
-                raise UserInputError(f"{onnx_path} on {pair.image}: {exc}") from None
-            metrics.step(pred, mask)
-    seconds = time.perf_counter() - start
-    files = data_files
-    return {
-        "name": name or dataset_name(scan.image_dir, scan.root),
-        "n": metrics.n,
-        "size": "native" if native else size,
-        "protocol": protocol_text(run_size),
-        "digest": pairs.content_digest(scan.root, files),
-        "metrics": {key: round(value, 6) for key, value in metrics.get_results().items()},
-        "seconds": round(seconds, 3),
-        "img_per_s": round(metrics.n / seconds, 2) if seconds > 0 else None,
-    }
+    (source,) = make_sources([onnx_path])
+    (evaluation,) = evaluate_sources([source], data_dir, size, native, threads, quiet, name, writes)
+    return evaluation.result
+
+
+def worst_images(
+    evaluation: Evaluation, by: str = DEFAULT_BY, n: int = 10, best: bool = False
+) -> list[tuple[str, float]]:
+    """The ``n`` worst (or best) images of ``evaluation`` by metric ``by`` as (stem, score).
+
+    Worst is the highest score for lower-is-better metrics (MAE), else the lowest; ties
+    keep data order.
+    """
+    if by not in METRIC_KEYS:
+        raise UserInputError(f"--by {by}: not a metric (one of {', '.join(METRIC_KEYS)})")
+    worst_first = (by in LOWER_IS_BETTER) != best
+    scored = [(stem, scores[by]) for stem, scores in evaluation.per_image]
+    ordered = sorted(scored, key=lambda item: -item[1] if worst_first else item[1])
+    return ordered[:n]
+
+
+def write_per_image(path: str | Path, evaluations: list[Evaluation]) -> None:
+    """Every image's scores for every source, atomically: CSV, or JSON for ``.json``.
+
+    One row per (model, image): ``model, image`` (the stem) and the nine metrics; the
+    JSON is a list of those rows as objects. Full precision, so rows can be re-averaged.
+    """
+    rows = [
+        {"model": ev.source.label, "image": stem, **scores}
+        for ev in evaluations
+        for stem, scores in ev.per_image
+    ]
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        atomicio.write_json(path, rows)
+        return
+    with atomicio.atomic_open(path, "w") as fh:
+        writer = csv.DictWriter(
+            fh, fieldnames=["model", "image", *METRIC_KEYS], lineterminator="\n"
+        )
+        writer.writeheader()
+        writer.writerows({**row, **{k: repr(float(row[k])) for k in METRIC_KEYS}} for row in rows)
 
 
 def record_evaluation(metrics_path: str | Path, result: dict[str, Any]) -> None:
@@ -233,11 +439,29 @@ def write_result(path: str | Path, result: dict[str, Any]) -> None:
 def format_table(result: dict[str, Any]) -> str:
     """A small fixed-width table of the metrics, with a header line."""
     size = result["size"]
-    head = (
-        f"{result['name']}: n={result['n']}, "
-        f"{'native size' if size == 'native' else f'{size}x{size}'}, "
-        f"{result['img_per_s']} img/s"
-    )
+    shown = {"native": "native size", "maps": "saved maps"}.get(size, f"{size}x{size}")
+    head = f"{result['name']}: n={result['n']}, {shown}, {result['img_per_s']} img/s"
     names = "  ".join(f"{key:>6}" for key in METRIC_KEYS)
     values = "  ".join(f"{result['metrics'][key]:>6.4f}" for key in METRIC_KEYS)
     return f"{head}\n{names}\n{values}"
+
+
+def format_side_by_side(evaluations: list[Evaluation]) -> str:
+    """One row per source (model or pred dir), the nine metrics and img/s side by side."""
+    first = evaluations[0].result
+    width = max(5, *(len(ev.source.label) for ev in evaluations))
+    head = f"{first['name']}: n={first['n']}"
+    names = f"{'model':<{width}}  " + "  ".join(f"{key:>6}" for key in METRIC_KEYS) + "   img/s"
+    lines = [head, names]
+    for ev in evaluations:
+        values = "  ".join(f"{ev.result['metrics'][key]:>6.4f}" for key in METRIC_KEYS)
+        lines.append(f"{ev.source.label:<{width}}  {values}  {ev.result['img_per_s']!s:>6}")
+    return "\n".join(lines)
+
+
+def format_worst(evaluation: Evaluation, by: str, ranked: list[tuple[str, float]]) -> str:
+    """The ``--worst`` list of one source: rank, score, image stem."""
+    better = "lower" if by in LOWER_IS_BETTER else "higher"
+    lines = [f"{evaluation.source.label}: {len(ranked)} worst by {by} ({better} is better)"]
+    lines += [f"{rank:>4}  {score:.4f}  {stem}" for rank, (stem, score) in enumerate(ranked, 1)]
+    return "\n".join(lines)

@@ -5,7 +5,10 @@ uint8 saliency map (0..255), ``gt`` a uint8 mask binarised at ``gt > 128``. Each
 prediction is min-max stretched to [0, 1] first (MATLAB ``mapminmax``), unless it
 is constant, in which case it is only divided by 255.
 
-Metrics (one class each, ``step(pred, gt)`` per image, ``get_results()`` at the end):
+Metrics (one class each, ``step(pred, gt)`` per image, ``get_results()`` at the end;
+``per_image()`` gives each image's scores as if it were a data set of one, and the
+threshold-swept ones also give ``curves()``: data-set mean arrays indexed by threshold
+t = 0..255, i.e. PySODMetrics' arrays reversed, since it stores them from t = 255 down):
 
 * :class:`MAE` - mean absolute error between the [0, 1] map and the binary mask.
 * :class:`Fmeasure` - F-beta (beta^2 = 0.3) swept over the 256 thresholds of the
@@ -40,6 +43,7 @@ S_ALPHA = 0.5
 WF_BETA = 1.0
 GT_THRESHOLD = 128
 METRIC_KEYS = QUALITY_METRICS  # the contract's list, in its order
+CURVE_KEYS = ("precision", "recall", "fmeasure", "emeasure")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -321,6 +325,29 @@ class _Metric:
     def get_results(self) -> dict[str, float]:
         raise NotImplementedError
 
+    def per_image(self) -> list[dict[str, float]]:
+        """Per image, in the order added: the same keys as :meth:`get_results`."""
+        raise NotImplementedError
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """Data-set mean curves over thresholds 0..255 (none for scalar metrics)."""
+        return {}
+
+
+class _Scalar(_Metric):
+    """A metric that is the mean over images of one value per image, named ``key``."""
+
+    key = ""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def get_results(self) -> dict[str, float]:
+        return {self.key: _mean(self.values)}
+
+    def per_image(self) -> list[dict[str, float]]:
+        return [{self.key: float(value)} for value in self.values]
+
 
 def _mean(values: list[float]) -> float:
     if not values:
@@ -334,18 +361,14 @@ def _mean_curve(curves: list[np.ndarray]) -> np.ndarray:
     return np.mean(np.asarray(curves, dtype=np.float64), axis=0)
 
 
-class MAE(_Metric):
+class MAE(_Scalar):
     """Mean absolute error between the stretched map and the binary mask."""
 
-    def __init__(self) -> None:
-        self.values: list[float] = []
+    key = "MAE"
 
     def update(self, pair: Pair) -> None:
         bg, fg = pair.levels
         self.values.append(float((bg @ pair.lut + fg @ (1 - pair.lut)) / pair.size))
-
-    def get_results(self) -> dict[str, float]:
-        return {"MAE": _mean(self.values)}
 
 
 class Fmeasure(_Metric):
@@ -353,22 +376,42 @@ class Fmeasure(_Metric):
 
     def __init__(self, beta2: float = F_BETA2) -> None:
         self.beta2 = beta2
-        self.curves: list[np.ndarray] = []
+        self.f_curves: list[np.ndarray] = []
+        self.precisions: list[np.ndarray] = []
+        self.recalls: list[np.ndarray] = []
         self.adaptive: list[float] = []
 
     def update(self, pair: Pair) -> None:
         tp, fp = pair.sweep()
-        self.curves.append(_f_beta(tp, fp, pair.fg, self.beta2))
+        self.precisions.append(_safe_divide(tp, tp + fp))
+        self.recalls.append(_safe_divide(tp, pair.fg))
+        self.f_curves.append(_f_beta(tp, fp, pair.fg, self.beta2))
         threshold = min(2 * float(np.mean(pair.norm)), 1.0)
         tp1, fp1 = pair.counts_at(pair.lut >= threshold)
         self.adaptive.append(float(_f_beta(tp1, fp1, pair.fg, self.beta2)))
 
     def get_results(self) -> dict[str, float]:
-        curve = _mean_curve(self.curves)
+        curve = _mean_curve(self.f_curves)
         return {
             "maxF": float(curve.max()),
             "meanF": float(curve.mean()),
             "adpF": _mean(self.adaptive),
+        }
+
+    def per_image(self) -> list[dict[str, float]]:
+        return [
+            {"maxF": float(curve.max()), "meanF": float(curve.mean()), "adpF": adaptive}
+            for curve, adaptive in zip(self.f_curves, self.adaptive, strict=True)
+        ]
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """``precision`` and ``recall`` (the PR curve) and ``fmeasure``, each averaged
+        over images per threshold, as PySODMetrics does (so F is not computed from the
+        mean P and R)."""
+        return {
+            "precision": _mean_curve(self.precisions),
+            "recall": _mean_curve(self.recalls),
+            "fmeasure": _mean_curve(self.f_curves),
         }
 
 
@@ -376,7 +419,7 @@ class Emeasure(_Metric):
     """Enhanced-alignment measure over 256 thresholds (curve averaged over images)."""
 
     def __init__(self) -> None:
-        self.curves: list[np.ndarray] = []
+        self.e_curves: list[np.ndarray] = []
 
     def update(self, pair: Pair) -> None:
         tp, fp = pair.sweep()
@@ -400,33 +443,37 @@ class Emeasure(_Metric):
             ):
                 align = 2 * a * b / (a * a + b * b + EPS)
                 enhanced += (align + 1) ** 2 / 4 * count
-        self.curves.append(enhanced / (size - 1 + EPS))
+        self.e_curves.append(enhanced / (size - 1 + EPS))
 
     def get_results(self) -> dict[str, float]:
-        curve = _mean_curve(self.curves)
+        curve = _mean_curve(self.e_curves)
         return {"meanEm": float(curve.mean()), "maxEm": float(curve.max())}
 
+    def per_image(self) -> list[dict[str, float]]:
+        return [{"meanEm": float(c.mean()), "maxEm": float(c.max())} for c in self.e_curves]
 
-class IoU(_Metric):
+    def curves(self) -> dict[str, np.ndarray]:
+        return {"emeasure": _mean_curve(self.e_curves)}
+
+
+class IoU(_Scalar):
     """Intersection over union of ``map > 0.5`` and the mask; 0 when both are empty."""
 
-    def __init__(self) -> None:
-        self.values: list[float] = []
+    key = "IoU"
 
     def update(self, pair: Pair) -> None:
         tp, fp = pair.counts_at(pair.lut > 0.5)
         self.values.append(float(_safe_divide(tp, pair.fg + fp)))
 
-    def get_results(self) -> dict[str, float]:
-        return {"IoU": _mean(self.values)}
 
-
-class Smeasure(_Metric):
+class Smeasure(_Scalar):
     """Structure measure: alpha * object score + (1 - alpha) * region score."""
 
+    key = "Sm"
+
     def __init__(self, alpha: float = S_ALPHA) -> None:
+        super().__init__()
         self.alpha = alpha
-        self.values: list[float] = []
 
     def update(self, pair: Pair) -> None:
         y = pair.fg / pair.size
@@ -439,9 +486,6 @@ class Smeasure(_Metric):
             obj = y * _object_score(pair.lut, fg) + (1 - y) * _object_score(1 - pair.lut, bg)
             score = max(0.0, self.alpha * obj + (1 - self.alpha) * _region_score(pair))
         self.values.append(score)
-
-    def get_results(self) -> dict[str, float]:
-        return {"Sm": _mean(self.values)}
 
 
 def _object_score(values: np.ndarray, counts: np.ndarray) -> float:
@@ -504,13 +548,15 @@ def _ssim(pair: Pair, block: tuple[slice, slice], bg: np.ndarray, fg: np.ndarray
     return 1.0 if beta == 0 else 0.0
 
 
-class WeightedFmeasure(_Metric):
+class WeightedFmeasure(_Scalar):
     """Weighted F-measure (Margolin et al. 2014): errors spread by a Gaussian near the
     mask and weighted up with the distance from it; 0 for an empty mask."""
 
+    key = "wF"
+
     def __init__(self, beta: float = WF_BETA) -> None:
+        super().__init__()
         self.beta = beta
-        self.values: list[float] = []
         self._kernel = gaussian_kernel_1d(7, 5.0)
 
     def update(self, pair: Pair) -> None:
@@ -540,9 +586,6 @@ class WeightedFmeasure(_Metric):
         precision = tp_w / (tp_w + fp_w + EPS)
         return (1 + self.beta) * recall * precision / (recall + self.beta * precision + EPS)
 
-    def get_results(self) -> dict[str, float]:
-        return {"wF": _mean(self.values)}
-
 
 class SODMetrics:
     """All metrics of the benchmark table; ``get_results`` gives :data:`METRIC_KEYS`."""
@@ -571,3 +614,22 @@ class SODMetrics:
         for metric in self.metrics:
             merged.update(metric.get_results())
         return {key: merged[key] for key in METRIC_KEYS}
+
+    def per_image(self) -> list[dict[str, float]]:
+        """Every image's nine scores, in the order added, keyed as :data:`METRIC_KEYS`.
+
+        Each equals what a data set of that one image scores (so ``maxF`` is the max of
+        the image's own F curve, not its share of the data-set maximum).
+        """
+        rows: list[dict[str, float]] = [{} for _ in range(self.n)]
+        for metric in self.metrics:
+            for row, scores in zip(rows, metric.per_image(), strict=True):
+                row.update(scores)
+        return [{key: row[key] for key in METRIC_KEYS} for row in rows]
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """The data-set mean curves of :data:`CURVE_KEYS`, indexed by threshold 0..255."""
+        merged: dict[str, np.ndarray] = {}
+        for metric in self.metrics:
+            merged.update(metric.curves())
+        return {key: merged[key] for key in CURVE_KEYS}

@@ -1,0 +1,57 @@
+"""Figures of the evaluation report: PR, F-measure and E-measure curves, as PNG bytes.
+
+matplotlib is an optional extra (``report``): it is imported only inside the functions
+that plot, and :func:`require_matplotlib` turns its absence into the one-line install
+hint. Figures are built without pyplot (no global state, no GUI backend) in
+matplotlib's default style, whatever the user's matplotlibrc says.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from sod_train.errors import UserInputError
+
+INSTALL_HINT = 'pip install -e ".[report]"'
+DPI = 100
+
+
+def require_matplotlib() -> None:
+    """UserInputError (exit 2) saying how to install matplotlib, if it cannot be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UserInputError(f"the report needs matplotlib: {INSTALL_HINT}") from None
+
+
+def curves_png(curves: dict[str, dict[str, Any]]) -> bytes:
+    """Three panels for every model: PR curve, F-measure and E-measure over thresholds.
+
+    ``curves`` maps a model label to the ``curves`` of its evaluate result (arrays over
+    thresholds 0..255). The PR curve is precision against recall, one point per threshold.
+    """
+    require_matplotlib()
+    import matplotlib.style
+    from matplotlib.figure import Figure
+
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(12.0, 3.8), dpi=DPI, layout="constrained")
+        pr_ax, f_ax, e_ax = fig.subplots(1, 3)
+        for label, curve in curves.items():
+            pr_ax.plot(curve["recall"], curve["precision"], label=label)
+            f_ax.plot(curve["thresholds"], curve["fmeasure"], label=label)
+            e_ax.plot(curve["thresholds"], curve["emeasure"], label=label)
+        pr_ax.set(xlabel="recall", ylabel="precision", title="precision-recall")
+        pr_ax.set_xlim(0, 1.02)
+        pr_ax.set_ylim(0, 1.02)
+        f_ax.set(xlabel="threshold", ylabel="F-beta (beta^2 = 0.3)", title="F-measure")
+        e_ax.set(xlabel="threshold", ylabel="E-measure", title="E-measure")
+        for ax in (pr_ax, f_ax, e_ax):
+            ax.grid(True, alpha=0.3)
+            ax.legend(loc="best", fontsize="small")
+        for ax in (f_ax, e_ax):
+            ax.set_xlim(0, 255)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
