@@ -141,7 +141,7 @@ def _fetch_into(
         offset = 0
     hasher = hashlib.sha256()
     if offset:
-        update_from_file(part, hasher)  # resume: the digest must cover the bytes already here
+        update_from_file(hasher, part)  # resume: the digest must cover the bytes already here
     if size is not None and offset == size:
         return hasher  # a complete .part from an earlier run: nothing to fetch
     headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -241,7 +241,7 @@ def hash_file(path: Path, quiet: bool = True, label: str = "checking") -> tuple[
             done += n
             bar.update(n, done)
 
-        update_from_file(path, hasher, advance)
+        update_from_file(hasher, path, advance)
     return hasher.hexdigest(), size
 
 
