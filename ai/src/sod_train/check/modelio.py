@@ -230,7 +230,7 @@ def create_session(data: bytes, threads: int | None = None) -> Any:
     try:
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises many types (Fail, InvalidGraph, ...)
-        raise UserInputError(f"onnxruntime cannot load the model: {ort_message(exc)}") from None
+        raise UserInputError(f"onnxruntime refuses the model ({ort_message(exc)})") from None
 
 
 def session_io(session: Any) -> tuple[str, list[Any], str]:
