@@ -22,17 +22,19 @@ printed as a raw warning.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sod_train.contract import IMAGENET_MEAN, IMAGENET_STD
-from sod_train.errors import UserInputError
+from sod_train.errors import UserInputError, first_line
 from sod_train.guards import open_regular
 
 
@@ -90,12 +92,39 @@ def pil_to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img if mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
 
 
-def _too_many_pixels(path: Path, pixels: int, size: str = "") -> UserInputError:
+def _too_many_pixels(path: str | Path, pixels: int, size: str = "") -> UserInputError:
     limit = max_image_pixels()
     return UserInputError(
         f"{path}: refused, too many pixels: {size}{pixels:,}, the limit is "
         f"{limit or 0:,} (a decompression bomb?)"
     )
+
+
+@contextlib.contextmanager
+def _checked(fh: BinaryIO, label: str | Path, what: str) -> Iterator[Image.Image]:
+    """Pillow's header read of ``fh``, every refusal a UserInputError ``"label: problem"``."""
+    try:
+        with warnings.catch_warnings():
+            # The refusal below says it better; Pillow's warning would be a raw line.
+            # (catch_warnings is process-wide: concurrent callers all set this one
+            # filter, so a race can only leave it set, which changes nothing.)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(fh)
+    except UnidentifiedImageError:
+        raise UserInputError(
+            f"{label}: cannot decode {what} (not an image format Pillow reads)"
+        ) from None
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_many_pixels(label, int(found.group(1)) if found else 0) from None
+    except _DECODE_ERRORS as exc:
+        raise UserInputError(f"{label}: cannot decode {what} ({first_line(exc)})") from None
+    with img:
+        width, height = img.size
+        limit = max_image_pixels()
+        if limit is not None and width * height > limit:
+            raise _too_many_pixels(label, width * height, f"{width}x{height} = ")
+        yield img
 
 
 @contextlib.contextmanager
@@ -107,30 +136,18 @@ def open_image(path: str | os.PathLike[str], what: str = "image") -> Iterator[Im
     Errors while the caller decodes pixels are the caller's to report.
     """
     path = Path(path)
-    fh = open_regular(path, what)
-    with fh:
-        try:
-            with warnings.catch_warnings():
-                # The refusal below says it better; Pillow's warning would be a raw line.
-                # (catch_warnings is process-wide: concurrent callers all set this one
-                # filter, so a race can only leave it set, which changes nothing.)
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                img = Image.open(fh)
-        except UnidentifiedImageError:
-            raise UserInputError(
-                f"{path}: cannot decode {what} (not an image format Pillow reads)"
-            ) from None
-        except Image.DecompressionBombError as exc:
-            found = re.search(r"\((\d+) pixels\)", str(exc))
-            raise _too_many_pixels(path, int(found.group(1)) if found else 0) from None
-        except _DECODE_ERRORS as exc:
-            raise UserInputError(f"{path}: cannot decode {what} ({exc})") from None
-        with img:
-            width, height = img.size
-            limit = max_image_pixels()
-            if limit is not None and width * height > limit:
-                raise _too_many_pixels(path, width * height, f"{width}x{height} = ")
-            yield img
+    with open_regular(path, what) as fh, _checked(fh, path, what) as img:
+        yield img
+
+
+def _rgb(img: Image.Image, label: str | Path) -> np.ndarray:
+    """Decode an opened picture to EXIF-oriented ``uint8`` HxWx3 RGB."""
+    try:
+        img.load()
+        ImageOps.exif_transpose(img, in_place=True)
+        return pil_to_rgb(img)
+    except _DECODE_ERRORS as exc:
+        raise UserInputError(f"{label}: cannot decode image ({first_line(exc)})") from None
 
 
 def load_rgb(path: str | os.PathLike[str]) -> tuple[np.ndarray, tuple[int, int]]:
@@ -142,14 +159,15 @@ def load_rgb(path: str | os.PathLike[str]) -> tuple[np.ndarray, tuple[int, int]]
     """
     path = Path(path)
     with open_image(path) as img:
-        try:
-            img.load()
-            ImageOps.exif_transpose(img, in_place=True)
-            rgb = pil_to_rgb(img)
-        except _DECODE_ERRORS as exc:
-            raise UserInputError(f"{path}: cannot decode image ({exc})") from None
+        rgb = _rgb(img, path)
     height, width = rgb.shape[:2]
     return rgb, (width, height)
+
+
+def rgb_from_bytes(data: bytes, label: str) -> np.ndarray:
+    """:func:`load_rgb` for picture bytes (stdin): the same rules, errors named ``label``."""
+    with _checked(io.BytesIO(data), label, "image") as img:
+        return _rgb(img, label)
 
 
 def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -34,19 +34,18 @@ from __future__ import annotations
 import io
 import os
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from sod_train import atomicio
 from sod_train.check import modelio
-from sod_train.data.imageio import load_rgb, max_image_pixels, pil_to_rgb, to_model_input
-from sod_train.errors import UserInputError, first_line
+from sod_train.data.imageio import load_rgb, rgb_from_bytes, to_model_input
+from sod_train.errors import UserInputError
 from sod_train.guards import check_output_dir, check_output_file, refuse_aliases
 from sod_train.predict import render as draw
 from sod_train.release import registry
@@ -60,16 +59,6 @@ MAX_NATIVE_PIXELS = 16_000_000
 MAX_STDIN_BYTES = 256 << 20  # a picture piped in; an 89 MP PNG fits
 STDIO = "-"  # INPUT: read stdin; OUTPUT: write stdout
 STDIN_LABEL = "<stdin>"
-
-# Decoding errors Pillow raises for bad bytes (as sod_train.data.imageio handles them).
-_DECODE_ERRORS = (
-    UnidentifiedImageError,
-    Image.DecompressionBombError,
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-)
 
 
 @dataclass(frozen=True)
@@ -330,39 +319,10 @@ def read_stream(stream: BinaryIO, what: str = STDIN_LABEL, limit: int = MAX_STDI
 def decode_bytes(data: bytes, what: str = STDIN_LABEL) -> np.ndarray:
     """Decode picture bytes to EXIF-oriented ``uint8`` HxWx3 RGB, as a file would be.
 
-    The same rules as :func:`sod_train.data.imageio.load_rgb`: every mode to RGB, the
-    pixel limit checked on the header before decoding; anything else is a
-    UserInputError ``"<what>: problem"``.
+    The same rules as :func:`sod_train.data.imageio.load_rgb` (one implementation:
+    :func:`sod_train.data.imageio.rgb_from_bytes`); errors read ``"<what>: problem"``.
     """
-    try:
-        with warnings.catch_warnings():  # the refusal below says it in one line
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise UserInputError(
-            f"{what}: cannot decode image (not an image format Pillow reads)"
-        ) from None
-    except Image.DecompressionBombError:
-        raise UserInputError(
-            f"{what}: refused, too many pixels (more than {max_image_pixels() or 0:,}; "
-            "a decompression bomb?)"
-        ) from None
-    except _DECODE_ERRORS as exc:
-        raise UserInputError(f"{what}: cannot decode image ({first_line(exc)})") from None
-    with img:
-        width, height = img.size
-        limit = max_image_pixels()
-        if limit is not None and width * height > limit:
-            raise UserInputError(
-                f"{what}: refused, too many pixels: {width}x{height} = {width * height:,}, "
-                f"the limit is {limit:,} (a decompression bomb?)"
-            )
-        try:
-            img.load()
-            ImageOps.exif_transpose(img, in_place=True)
-            return pil_to_rgb(img)
-        except _DECODE_ERRORS as exc:
-            raise UserInputError(f"{what}: cannot decode image ({first_line(exc)})") from None
+    return rgb_from_bytes(data, what)
 
 
 def saliency_map(
