@@ -78,7 +78,7 @@ def _look(
 
 def _write_stdout(data: bytes) -> None:
     """Write the whole PNG to stdout; a reader that went away is one line, exit 1."""
-    stream = click.get_binary_stream("stdout")
+    stream = sys.stdout.buffer
     try:
         stream.write(data)
         stream.flush()
@@ -105,9 +105,9 @@ def _one_picture(
 ) -> None:
     """``predict INPUT OUTPUT``: one picture, ``-`` for stdin or stdout."""
     from_stdin, to_stdout = str(src) == STDIO, str(dest) == STDIO
-    if from_stdin and click.get_binary_stream("stdin").isatty():
+    if from_stdin and sys.stdin.buffer.isatty():
         raise UserInputError("stdin is a terminal; pipe a picture in: predict - out.png < in.jpg")
-    if to_stdout and click.get_binary_stream("stdout").isatty():
+    if to_stdout and sys.stdout.buffer.isatty():
         raise UserInputError(
             "refusing to write PNG bytes to a terminal; redirect stdout or give OUTPUT.png"
         )
@@ -116,7 +116,7 @@ def _one_picture(
     session = load_session(model_path, threads)
     run_size = _run_size(fixed_input_size(session), size, native)
     if from_stdin:
-        rgb = decode_bytes(read_stream(click.get_binary_stream("stdin")))
+        rgb = decode_bytes(read_stream(sys.stdin.buffer))
     else:
         rgb, _ = load_rgb(src)
     label = STDIN_LABEL if from_stdin else src
@@ -245,7 +245,7 @@ def predict(
     session = load_session(model_path, threads)
     run_size = _run_size(fixed_input_size(session), size, native)
     failures: list[str] = []
-    stderr = click.get_text_stream("stderr")
+    stderr = sys.stderr
     with click.progressbar(jobs, label="predict", hidden=quiet, show_pos=True, file=stderr) as bar:
         for job in bar:
             try:
