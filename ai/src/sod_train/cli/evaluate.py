@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,31 +13,64 @@ from sod_train.evaluate.sod_metrics import METRIC_KEYS
 from sod_train.guards import MAX_SQUARE, MAX_THREADS, check_output_file
 
 
+def source_options(command: Callable) -> Callable:
+    """MODELS, --pred-dir and the run options of every command that scores them on --data.
+
+    Shared by ``evaluate`` and ``report``; :func:`sources_from` checks them.
+    """
+    options = [
+        click.argument("models", nargs=-1, type=click.Path(path_type=Path, dir_okay=False)),
+        click.option(
+            "--data",
+            "data_dir",
+            required=True,
+            type=click.Path(path_type=Path),
+            help="Folder with <NAME>-Image/ + <NAME>-Mask/ (e.g. DUTS-TE) or images/ + masks/.",
+        ),
+        click.option(
+            "--pred-dir",
+            "pred_dirs",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            help="Score saved maps as a model: <stem>.png (or predict's <image>.mask.png), "
+            "8-bit grey at the mask size. Repeatable; combines with MODELS.",
+        ),
+        click.option(
+            "--size",
+            type=click.IntRange(1, MAX_SQUARE),
+            default=256,
+            show_default=True,
+            help="Run the models at SIZE x SIZE; the map is resized back to the mask.",
+        ),
+        click.option("--native", is_flag=True, help="Run the models at each image's own size."),
+        click.option("--name", help="Data-set name to report (default: from the folder)."),
+        click.option(
+            "--threads",
+            type=click.IntRange(1, MAX_THREADS),
+            help="onnxruntime intra-op threads [default: all cores].",
+        ),
+        click.option("--quiet", is_flag=True, help="No progress bar or notes."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def sources_from(
+    ctx: click.Context, models: tuple[Path, ...], pred_dirs: tuple[Path, ...], native: bool
+) -> list[Any]:
+    """The models and saved-map folders to score; a usage error if none or if contradictory."""
+    from sod_train.evaluate.evaluate import make_sources
+
+    if not models and not pred_dirs:
+        raise click.UsageError("give an ONNX MODEL or --pred-dir DIR (or several)")
+    if native and ctx.get_parameter_source("size") is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--size and --native exclude each other")
+    return make_sources(models, pred_dirs)
+
+
 @click.command("evaluate")
-@click.argument("models", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Folder with <NAME>-Image/ + <NAME>-Mask/ (e.g. DUTS-TE) or images/ + masks/.",
-)
-@click.option(
-    "--pred-dir",
-    "pred_dirs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Score saved maps instead of a model: <stem>.png (or predict's <image>.mask.png), "
-    "8-bit grey at the mask size. Repeatable; combines with MODELS.",
-)
-@click.option(
-    "--size",
-    type=click.IntRange(1, MAX_SQUARE),
-    default=256,
-    show_default=True,
-    help="Run the model at SIZE x SIZE; the map is resized back to the mask.",
-)
-@click.option("--native", is_flag=True, help="Run the model at each image's own size instead.")
+@source_options
 @click.option(
     "--json",
     "json_out",
@@ -49,7 +84,6 @@ from sod_train.guards import MAX_SQUARE, MAX_THREADS, check_output_file
     help="Store the result in this metrics JSON under evaluations.<data-set name> "
     "(one ONNX model only).",
 )
-@click.option("--name", help="Data-set name to report and record (default: from the folder).")
 @click.option(
     "--per-image",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -67,12 +101,6 @@ from sod_train.guards import MAX_SQUARE, MAX_THREADS, check_output_file
     show_default=True,
     help="Metric that ranks --worst (MAE: highest is worst; the others: lowest).",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(1, MAX_THREADS),
-    help="onnxruntime intra-op threads [default: all cores].",
-)
-@click.option("--quiet", is_flag=True, help="No progress bar or notes.")
 @click.pass_context
 def evaluate(
     ctx: click.Context,
@@ -102,7 +130,6 @@ def evaluate(
         format_side_by_side,
         format_table,
         format_worst,
-        make_sources,
         read_record,
         record_evaluation,
         tune_allocator,
@@ -111,16 +138,12 @@ def evaluate(
         write_result,
     )
 
-    if not models and not pred_dirs:
-        raise click.UsageError("give an ONNX MODEL or --pred-dir DIR (or several)")
+    sources = sources_from(ctx, models, pred_dirs, native)
     from_cli = click.core.ParameterSource.COMMANDLINE
-    if native and ctx.get_parameter_source("size") is from_cli:
-        raise click.UsageError("--size and --native exclude each other")
     if record is not None and (len(models) != 1 or pred_dirs):
         raise click.UsageError("--record stores one ONNX model's result: give exactly one MODEL")
     if ctx.get_parameter_source("by") is from_cli and worst is None:
         raise click.UsageError("--by ranks --worst: give --worst N too")
-    sources = make_sources(models, pred_dirs)
     writes = []  # everything this run writes, checked before the evaluation starts
     if json_out is not None and str(json_out) != "-":
         check_output_file(json_out, "the --json result")
