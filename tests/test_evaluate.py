@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 from PIL import Image
+from test_sod_metrics import _reference_curves
 
 from sod_train.cli.main import main
 from sod_train.data import pairs
@@ -239,23 +240,7 @@ def test_rgb_masks_count_as_grey_but_16_bit_masks_are_refused(data, model, tmp_p
 
 def _psm_curves(maps: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
     """PySODMetrics' PR, F and E arrays for these maps, reversed to threshold 0..255."""
-    psm = pytest.importorskip("py_sod_metrics")
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the classic Fmeasure (it has the PR arrays) warns
-        fm, em = psm.Fmeasure(), psm.Emeasure()
-        for _, pred, gt in maps:
-            fm.step(pred, gt)
-            em.step(pred, gt)
-    f, e = fm.get_results(), em.get_results()
-    arrays = {
-        "precision": f["pr"]["p"],
-        "recall": f["pr"]["r"],
-        "fmeasure": f["fm"]["curve"],
-        "emeasure": e["em"]["curve"],
-    }
-    return {key: np.asarray(value)[::-1] for key, value in arrays.items()}
+    return _reference_curves([(pred, gt) for _, pred, gt in maps])
 
 
 def test_json_curves_equal_pysodmetrics_arrays(data, model):
