@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from sod_train.check.modelio import parameter_count
 from sod_train.cli.main import main
 from sod_train.errors import UserInputError
 from sod_train.evaluate.bench import count_macs, parse_size
+from sod_train.runtime.modelfile import parameter_count
 
 
 def _model(nodes, inits, out_shape=(1, 1, "H", "W")):

@@ -399,9 +399,9 @@ def test_python_snippet_runs_and_gives_the_library_map(
     import numpy as np
     from PIL import Image
 
-    from sod_train.check import modelio
     from sod_train.data.imageio import load_rgb, to_model_input
     from sod_train.predict.predict import saliency_map
+    from sod_train.runtime.model import SaliencyModel
 
     _, entry, card = _shipped(model_id)
     (code,) = re.findall(r"^## Usage\n.*?```python\n(.*?)```", card, re.S | re.M)
@@ -414,12 +414,12 @@ def test_python_snippet_runs_and_gives_the_library_map(
     exec(compile(code, f"{model_id} card snippet", "exec"), namespace)
 
     rgb, _ = load_rgb(tmp_path / "photo.jpg")
-    session = modelio.load_session(REPO / entry["onnx"])
-    expected = modelio.run(session, to_model_input(rgb))
+    model = SaliencyModel.open(REPO / entry["onnx"])
+    expected = model.run(to_model_input(rgb))
     assert namespace["saliency"].shape == (1, 1, *rgb.shape[:2])
     assert np.array_equal(namespace["saliency"], expected)
     mask = np.asarray(Image.open(tmp_path / "photo.mask.png"))
-    assert np.array_equal(mask, saliency_map(session, rgb, None))
+    assert np.array_equal(mask, saliency_map(model, rgb, None))
 
 
 def test_snippet_names_come_from_the_contract_constants(monkeypatch):
@@ -530,7 +530,7 @@ def test_parameter_counts_are_both_shown_and_named():
     metrics, entry, card = _shipped("sod_tiny_smoke_cpu_v0")
     import onnx
 
-    from sod_train.check.modelio import parameter_count
+    from sod_train.runtime.modelfile import parameter_count
 
     folded = parameter_count(onnx.load(REPO / entry["onnx"]))
     assert folded == entry["params"]

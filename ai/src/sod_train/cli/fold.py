@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from sod_train.check.modelio import load_session
 from sod_train.guards import (
     MAX_CROP,
     MAX_WORKERS,
@@ -15,6 +14,7 @@ from sod_train.guards import (
     read_json_object,
     refuse_aliases,
 )
+from sod_train.runtime.model import SaliencyModel
 from sod_train.train.fold import fold_iou, load_fold, record_fold_iou
 
 
@@ -68,7 +68,7 @@ def fold_iou_cmd(
         if record.exists():
             read_json_object(record, "the --record JSON")
         refuse_aliases([("the model", m) for m in models], [("--record", record)])
-    sessions = [(m, load_session(m)) for m in models]  # a bad model fails before decoding
+    opened = [(m, SaliencyModel.open(m)) for m in models]  # a bad model fails before decoding
     val = load_fold(
         duts_root, crop_size, seed, val_fraction, workers, quiet, convert_rgb_masks, skip_bad
     )
@@ -78,9 +78,9 @@ def fold_iou_cmd(
             "crop": crop_size,
             "seed": seed,
             "val_fraction": val_fraction,
-            **fold_iou(session, val, quiet),
+            **fold_iou(model, val, quiet),
         }
-        for m, session in sessions
+        for m, model in opened
     ]
     if record:
         record_fold_iou(record, {k: v for k, v in results[0].items() if k != "model"})

@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from sod_train.check.modelio import ModelTimeout, load_session
-from sod_train.data.imageio import load_rgb
+from sod_train.data.imageio import load_rgb, rgb_from_bytes
 from sod_train.errors import GateError, SodTrainError, UserInputError
 from sod_train.guards import MAX_SQUARE, MAX_THREADS
 from sod_train.predict.predict import (
@@ -20,9 +19,6 @@ from sod_train.predict.predict import (
     STDIO,
     VIEWS,
     Look,
-    decode_bytes,
-    default_model,
-    fixed_input_size,
     note,
     picture_for,
     plan_jobs,
@@ -33,6 +29,29 @@ from sod_train.predict.predict import (
     write_png,
 )
 from sod_train.predict.render import DEFAULT_THRESHOLD, parse_color
+from sod_train.release import registry
+from sod_train.runtime.model import SaliencyModel
+from sod_train.runtime.session import ModelTimeout
+
+
+def resolve_model(model: Path | None, quiet: bool) -> Path:
+    """``--model``, or the registry's default model (checked once); UserInputError if none."""
+    if model is not None:
+        return model
+    try:
+        entry = registry.model_entry(None, registry.REGISTRY_PATH)
+        path = registry.entry_onnx_path(entry, registry.REGISTRY_PATH)
+    except UserInputError as exc:
+        raise UserInputError(f"no default model shipped yet ({exc}); pass --model M.onnx") from None
+    if not path.is_file():
+        raise UserInputError(f"{path}: default model listed in the registry is missing")
+    if entry.get("smoke"):
+        note(
+            f"note: the default model {path.name} is a smoke model (a short CPU run, "
+            "weaker than a release); pass --model for another one",
+            quiet,
+        )
+    return path
 
 
 def _run_size(
@@ -111,17 +130,17 @@ def _one_picture(
         raise UserInputError(
             "refusing to write PNG bytes to a terminal; redirect stdout or give OUTPUT.png"
         )
-    model_path = model if model is not None else default_model(quiet)
+    model_path = resolve_model(model, quiet)
     job = plan_single(src, dest, model_path, masks)
-    session = load_session(model_path, threads)
-    run_size = _run_size(fixed_input_size(session), size, native)
+    opened = SaliencyModel.open(model_path, threads)
+    run_size = _run_size(opened.fixed_size, size, native)
     if from_stdin:
-        rgb = decode_bytes(read_stream(sys.stdin.buffer))
+        rgb = rgb_from_bytes(read_stream(sys.stdin.buffer), STDIN_LABEL)
     else:
         rgb, _ = load_rgb(src)
     label = STDIN_LABEL if from_stdin else src
     try:
-        picture = picture_for(session, rgb, look, run_size, label, job.truth)
+        picture = picture_for(opened, rgb, look, run_size, label, job.truth)
     except ModelTimeout as exc:
         raise UserInputError(f"{model_path}: {exc}") from None
     if to_stdout:
@@ -240,16 +259,16 @@ def predict(
             )
         _one_picture(*inputs, model, look, masks, size, native, threads, quiet)
         return
-    model_path = model if model is not None else default_model(quiet)
+    model_path = resolve_model(model, quiet)
     jobs = plan_jobs(list(inputs), out, look.kind, model_path, masks)
-    session = load_session(model_path, threads)
-    run_size = _run_size(fixed_input_size(session), size, native)
+    opened = SaliencyModel.open(model_path, threads)
+    run_size = _run_size(opened.fixed_size, size, native)
     failures: list[str] = []
     stderr = sys.stderr
     with click.progressbar(jobs, label="predict", hidden=quiet, show_pos=True, file=stderr) as bar:
         for job in bar:
             try:
-                predict_file(session, job, look, run_size)
+                predict_file(opened, job, look, run_size)
             except ModelTimeout as exc:  # it would be as slow on every other picture
                 raise UserInputError(f"{model_path}: {exc}; no more pictures were run") from None
             except UserInputError as exc:

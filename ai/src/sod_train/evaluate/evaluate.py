@@ -2,12 +2,12 @@
 
 Protocol (what :data:`PROTOCOL` states in every result):
 
-1. the image is decoded to 8-bit RGB (EXIF orientation applied), resized to
-   ``size`` x ``size`` (Pillow bilinear), divided by 255 and ImageNet-normalised;
-   with ``native`` it keeps its own size;
-2. onnxruntime (CPU) runs the model; its [1,1,h,w] map is resized back to the mask's
-   size (Pillow bilinear on the float32 map) and quantised to uint8 as
-   ``rint(clip(map, 0, 1) * 255)``;
+1. the image is decoded to 8-bit RGB (EXIF orientation applied);
+2. :meth:`sod_train.runtime.model.SaliencyModel.map`, the one picture -> map step that
+   ``predict`` uses too: resized to ``size`` x ``size`` (Pillow bilinear; ``native``
+   keeps its own size), /255, ImageNet-normalised, run by onnxruntime (CPU), the float32
+   map resized back to the mask's size (bilinear) and clipped, then quantised to uint8
+   as ``rint(map * 255)`` (:func:`sod_train.runtime.model.to_uint8`);
 3. the uint8 map and the mask (foreground = value > 128) go to
    :class:`sod_train.evaluate.sod_metrics.SODMetrics` (PySODMetrics definitions).
 
@@ -31,14 +31,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from sod_train import atomicio, progress
-from sod_train.check import modelio
-from sod_train.check.modelio import load_session
 from sod_train.contract import LOWER_IS_BETTER
 from sod_train.data import pairs
-from sod_train.data.imageio import load_rgb, open_image, to_model_input
+from sod_train.data.imageio import load_rgb, open_image
 from sod_train.errors import UserInputError
 from sod_train.evaluate.sod_metrics import CURVE_KEYS, METRIC_KEYS, SODMetrics
 from sod_train.guards import read_json_object, refuse_aliases
+from sod_train.runtime.model import SaliencyModel, to_uint8
+from sod_train.runtime.modelfile import size_problem
 
 PROTOCOL = (
     "RGB {input}, /255, ImageNet mean/std; onnxruntime CPU; map {back}, "
@@ -125,28 +125,6 @@ def load_mask(path: Path) -> np.ndarray:
             raise UserInputError(f"{path}: cannot decode mask ({exc})") from None
 
 
-def predict_uint8(session: Any, rgb: np.ndarray, size: int | None) -> np.ndarray:
-    """Steps 1-2 of the protocol: the model's map for ``rgb`` as uint8 at rgb's size.
-
-    A failing run or an output that is not [1,1,h,w] at the input size raises
-    UserInputError (the caller adds the file name).
-    """
-    height, width = rgb.shape[:2]
-    x = to_model_input(rgb, size)
-    out = modelio.run(session, x)
-    if out.shape != (1, 1, *x.shape[2:]):
-        raise UserInputError(
-            f"model output has shape {list(out.shape)}, expected {[1, 1, *x.shape[2:]]}"
-        )
-    saliency = out[0, 0]
-    if saliency.shape != (height, width):
-        resized = Image.fromarray(saliency).resize((width, height), Image.Resampling.BILINEAR)
-        saliency = np.asarray(resized, dtype=np.float32)
-    if not np.isfinite(saliency).all():
-        raise UserInputError("model output is not finite (NaN or inf)")
-    return np.rint(np.clip(saliency, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 @dataclass(frozen=True)
 class Source:
     """One thing to score: an ONNX model (``kind`` "onnx") or a folder of saved maps
@@ -222,7 +200,7 @@ class Scorer:
 
     def __init__(self, source: Source, size: int | None, threads: int | None) -> None:
         self.source, self.size = source, size
-        self.session = load_session(source.path, threads) if source.kind == "onnx" else None
+        self.model = SaliencyModel.open(source.path, threads) if source.kind == "onnx" else None
         if source.kind == "maps" and not source.path.is_dir():
             raise UserInputError(f"{source.path}: --pred-dir is not a folder")
 
@@ -230,10 +208,10 @@ class Scorer:
         self, pair: pairs.Pair, rgb: np.ndarray | None, shape: tuple[int, int]
     ) -> np.ndarray:
         """The map for ``pair`` at ``shape`` (rgb: the decoded image, for models)."""
-        if self.session is None:
+        if self.model is None:
             return load_map(find_map(self.source.path, pair), shape)
         try:
-            return predict_uint8(self.session, rgb, self.size)
+            return to_uint8(self.model.map(rgb, self.size))
         except UserInputError as exc:
             raise UserInputError(f"{self.source.path} on {pair.image}: {exc}") from None
 
@@ -280,13 +258,18 @@ def evaluate_sources(
     """Score every source on the pairs of ``data_dir`` in one pass over the data.
 
     Each image and mask is decoded once for all sources. Per source the result has the
-    keys of :func:`evaluate_model` plus ``source`` ({kind, path}) and ``curves``
-    (:func:`curves_json`); ``seconds`` counts the shared decoding plus that source's own
-    model and metrics time. ``writes``: see :func:`evaluate_model`.
+    keys ``name`` (data-set name, see :func:`dataset_name`, or ``name``), ``n``, ``size``
+    (an int, ``"native"`` or ``"maps"``), ``protocol``, ``digest``, ``metrics`` (the nine
+    of :data:`sod_train.evaluate.sod_metrics.METRIC_KEYS`), ``seconds`` and ``img_per_s``
+    (the shared decoding plus that source's own model and metrics time), ``source``
+    ({kind, path}) and ``curves`` (:func:`curves_json`). Bad data, an unloadable model or
+    a failing run raise UserInputError naming the file. ``writes`` are the
+    ``(label, path)`` outputs the caller will write: refused before any work if one is a
+    model, a data file or a saved map.
     """
     if not sources:
         raise UserInputError("nothing to evaluate: give an ONNX model or --pred-dir")
-    problem = None if native else modelio.size_problem(size, size)
+    problem = None if native else size_problem(size, size)
     if problem:
         raise UserInputError(f"--size {size}: {problem}")
     run_size = None if native else size
@@ -338,31 +321,6 @@ def curves_json(metrics: SODMetrics) -> dict[str, Any]:
     out: dict[str, Any] = {"thresholds": list(range(256))}
     out.update({key: [round(float(v), 6) for v in arrays[key]] for key in CURVE_KEYS})
     return out
-
-
-def evaluate_model(
-    onnx_path: str | Path,
-    data_dir: str | Path,
-    size: int = 256,
-    native: bool = False,
-    threads: int | None = None,
-    quiet: bool = False,
-    name: str | None = None,
-    writes: Iterable[tuple[str, Path]] = (),
-) -> dict[str, Any]:
-    """Run the benchmark protocol of this module on one model and return the result dict.
-
-    Keys: ``name`` (data-set name, see :func:`dataset_name`, or ``name``), ``n``,
-    ``size`` (an int, or ``"native"``), ``protocol``, ``digest``, ``metrics`` (the nine
-    of :data:`sod_train.evaluate.sod_metrics.METRIC_KEYS`), ``seconds`` and ``img_per_s`` (the
-    whole loop: decoding, model and metrics), ``source`` and ``curves``. Bad data, an
-    unloadable model or a run that fails raise UserInputError naming the file. ``writes``
-    are the ``(label, path)`` outputs the caller will write: refused before any work if
-    one is the model, a data file or another output.
-    """
-    (source,) = make_sources([onnx_path])
-    (evaluation,) = evaluate_sources([source], data_dir, size, native, threads, quiet, name, writes)
-    return evaluation.result
 
 
 def worst_images(

@@ -27,7 +27,6 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from sod_train import __version__, atomicio
-from sod_train.check import modelio
 from sod_train.check.allowlist import DEFAULT_ALLOWLIST, load_allowlist
 from sod_train.check.check import check_proto
 from sod_train.check.golden import write_golden
@@ -43,6 +42,7 @@ from sod_train.contract import (
 from sod_train.errors import GateError, UserInputError, first_line
 from sod_train.guards import check_release_outputs
 from sod_train.model.unet import build_model, count_parameters
+from sod_train.runtime.model import SaliencyModel
 from sod_train.train.config import TrainResult
 
 PARITY_SIZES = ((256, 256), (257, 263), (97, 131))
@@ -119,14 +119,14 @@ def verify_onnx(proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path) 
     if not report.passed:
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failed)
         raise GateError(f"export: the model breaks the host contract ({failed})")
-    session = modelio.create_session(data)
+    runtime = SaliencyModel.open(data, label="export")
     parity: dict[str, float] = {}
     rng = np.random.default_rng(0)
     for h, w in PARITY_SIZES:
         x = rng.standard_normal((1, 3, h, w), dtype=np.float32)
         with torch.no_grad():
             expected = model(torch.from_numpy(x)).numpy()
-        (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+        got = runtime.run(x)
         if got.shape != (1, 1, h, w):
             raise GateError(f"export: output shape {got.shape} at input {h}x{w}")
         parity[f"{h}x{w}"] = float(np.abs(got - expected).max())

@@ -859,10 +859,10 @@ def default_anchor_paths() -> list[Path]:
 
 def _exported_params(metrics_path: Path, metrics: dict[str, Any]) -> int | None:
     """The exported parameter count of an unregistered model, from its ONNX file beside
-    the metrics (:func:`sod_train.check.modelio.parameter_count`, the one definition); None
+    the metrics (:func:`sod_train.runtime.modelfile.parameter_count`, the one definition); None
     when that file is absent or is not the one the metrics describe."""
-    from sod_train.check.modelio import parameter_count, read_model
     from sod_train.hashing import file_sha256
+    from sod_train.runtime.modelfile import parameter_count, read_model
 
     path = Path(metrics_path).parent / metrics["onnx"]["file"]
     if not path.is_file() or file_sha256(path) != metrics["onnx"]["sha256"]:

@@ -16,10 +16,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sod_train.check.modelio import parameter_count
 from sod_train.errors import UserInputError
 from sod_train.hashing import file_sha256
 from sod_train.paths import MODEL_DIR, REPO_ROOT
+from sod_train.runtime.modelfile import parameter_count
 
 SCHEMA_DIR = MODEL_DIR
 METRICS_SCHEMA_PATH = SCHEMA_DIR / "metrics.schema.json"
@@ -133,7 +133,7 @@ def registry_entry_problems(entry: dict[str, Any], root: Path = REPO_ROOT) -> li
     size = onnx_path.stat().st_size
     if size != entry["bytes"]:
         problems.append(f"{where}.bytes: {entry['bytes']} but {entry['onnx']} has {size}")
-    from sod_train.check.modelio import read_model
+    from sod_train.runtime.modelfile import read_model
 
     try:
         _, model = read_model(onnx_path)
