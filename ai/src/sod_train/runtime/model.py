@@ -154,5 +154,7 @@ class SaliencyModel:
             )
         bad = int(out.size - np.count_nonzero(np.isfinite(out)))
         if bad:
-            raise UserInputError(f"model output has {bad:,} of {out.size:,} values NaN or infinite")
+            raise UserInputError(
+                f"model output has {bad:,} of {out.size:,} values not finite (NaN or infinite)"
+            )
         return np.clip(resize_map(out[0, 0], height, width), 0.0, 1.0)
