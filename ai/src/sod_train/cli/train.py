@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,13 @@ def train_options(fn: Callable) -> Callable:
             "Random window of side crop*[1-S, 1+S] resized to the crop; 0 = off.",
             type=click.FloatRange(0, 1, max_open=True),
         ),
+        recipe_option(
+            "--working-size",
+            "The exported graph normalises its own scale: it area-averages any frame by an "
+            "integer k so its short side lands near T, runs there and maps back to H x W; "
+            "0 = no normaliser (the old graphs).",
+            type=click.IntRange(0, 4096),
+        ),
         click.option(
             "--metrics-out",
             type=click.Path(dir_okay=False, path_type=Path),
@@ -250,6 +258,11 @@ def train(**options: Any) -> None:
     show_default=True,
 )
 @click.option("--smoke", is_flag=True, help="Label the model a smoke/demo model in its metrics.")
+@click.option(
+    "--working-size",
+    type=click.IntRange(0, 4096),
+    help="Scale normaliser's working size T; 0 = none [default: the checkpoint's recipe].",
+)
 def export(
     checkpoint: Path,
     output: Path,
@@ -257,6 +270,7 @@ def export(
     min_val_iou: float,
     allowlist: Path,
     smoke: bool,
+    working_size: int | None,
 ) -> None:
     """Export a saved CHECKPOINT (file or checkpoint folder) through the same gate and checks."""
     from sod_train.export.export import export as export_result
@@ -270,6 +284,8 @@ def export(
         output, metrics_out, reads=[("the checkpoint", path), ("the op allowlist", allowlist)]
     )
     result = Checkpoint.load(path).result()
+    if working_size is not None:
+        result = replace(result, config=replace(result.config, working_size=working_size))
     if not result.finished:
         click.echo(
             f"note: {path} is from an unfinished run (epoch {len(result.history)} of "

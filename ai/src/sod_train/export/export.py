@@ -40,6 +40,7 @@ from sod_train.contract import (
     WIDTH,
 )
 from sod_train.errors import GateError, UserInputError, first_line
+from sod_train.export.normaliser import add_normaliser, check_working_size, reference_map
 from sod_train.guards import check_release_outputs
 from sod_train.model.unet import build_model, count_parameters
 from sod_train.runtime.model import SaliencyModel
@@ -107,11 +108,22 @@ def to_onnx(model: nn.Module) -> onnx.ModelProto:
     return simplified
 
 
-def verify_onnx(proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path) -> dict[str, Any]:
+def parity_sizes(working_size: int) -> tuple[tuple[int, int], ...]:
+    """PARITY_SIZES, plus one where the normaliser works (k = 2, H and W not multiples of 2)."""
+    if not working_size:
+        return PARITY_SIZES
+    return (*PARITY_SIZES, (2 * working_size + 1, 2 * working_size + 37))
+
+
+def verify_onnx(
+    proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path, working_size: int = 0
+) -> dict[str, Any]:
     """Every rule of ``check`` on the bytes to be written, then PyTorch parity.
 
     Raises GateError naming each failed rule: export and ``sod-train check`` share one
     authority (:func:`sod_train.check.check.check_proto`), so nothing ships that check refuses.
+    Parity compares onnxruntime with the PyTorch network inside the normaliser's numpy
+    reference (:func:`sod_train.export.normaliser.reference_map`).
     """
     data = proto.SerializeToString()
     allowed = load_allowlist(allowlist_path)
@@ -122,10 +134,14 @@ def verify_onnx(proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path) 
     runtime = SaliencyModel.open(data, label="export")
     parity: dict[str, float] = {}
     rng = np.random.default_rng(0)
-    for h, w in PARITY_SIZES:
-        x = rng.standard_normal((1, 3, h, w), dtype=np.float32)
+
+    def network(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            expected = model(torch.from_numpy(x)).numpy()
+            return model(torch.from_numpy(x)).numpy()
+
+    for h, w in parity_sizes(working_size):
+        x = rng.standard_normal((1, 3, h, w), dtype=np.float32)
+        expected = reference_map(network, x, working_size)
         got = runtime.run(x)
         if got.shape != (1, 1, h, w):
             raise GateError(f"export: output shape {got.shape} at input {h}x{w}")
@@ -177,6 +193,7 @@ def build_metrics(
             "opset": OPSET,
             "ops": checks["ops"],
             "parity_max_abs_diff": checks["parity_max_abs_diff"],
+            "working_size": result.config.working_size,
         },
         "model": {
             "arch": {"anchor": "tiny_unet", "lite": "lite_unet"}[result.config.arch],
@@ -233,8 +250,10 @@ def export(
         ) from None
     params = count_parameters(model)
     folded = fold_batchnorm(model)
-    proto = to_onnx(folded)
-    checks = verify_onnx(proto, folded, allowlist_path)
+    working_size = result.config.working_size
+    check_working_size(working_size)
+    proto = add_normaliser(to_onnx(folded), working_size)
+    checks = verify_onnx(proto, folded, allowlist_path, working_size)
     onnx_bytes = proto.SerializeToString()
     metrics = build_metrics(result, output.stem, onnx_bytes, checks, params, min_val_iou)
     if smoke or result.config.preset == "smoke-cpu":
