@@ -101,6 +101,15 @@ def sources_from(
     show_default=True,
     help="Metric that ranks --worst (MAE: highest is worst; the others: lowest).",
 )
+@click.option(
+    "--short-side",
+    "short_sides",
+    multiple=True,
+    type=click.IntRange(1, MAX_SQUARE),
+    help="Rescale each picture so its short side is S (aspect kept) and run the model at "
+    "that size, as a host runs a frame of height S; repeatable, one row per S "
+    "(recorded as evaluations.<data set>@S). Replaces --size/--native.",
+)
 @click.pass_context
 def evaluate(
     ctx: click.Context,
@@ -117,6 +126,7 @@ def evaluate(
     by: str,
     threads: int | None,
     quiet: bool,
+    short_sides: tuple[int, ...],
 ) -> None:
     """Evaluate MODELS (.onnx) and/or --pred-dir maps on the pairs in --data (MAE, F, S, E,
     wF, IoU); several give one side-by-side table.
@@ -140,6 +150,10 @@ def evaluate(
 
     sources = sources_from(ctx, models, pred_dirs, native)
     from_cli = click.core.ParameterSource.COMMANDLINE
+    if short_sides and (native or ctx.get_parameter_source("size") is from_cli):
+        raise click.UsageError("--short-side replaces --size and --native; give one of them")
+    if record is not None and len(short_sides) > 1:
+        raise click.UsageError("--record stores one result: give at most one --short-side")
     if record is not None and (len(models) != 1 or pred_dirs):
         raise click.UsageError("--record stores one ONNX model's result: give exactly one MODEL")
     if ctx.get_parameter_source("by") is from_cli and worst is None:
@@ -156,7 +170,9 @@ def evaluate(
         check_output_file(record, "the --record metrics JSON")
         writes.append(("--record", record))
     tune_allocator()
-    evaluations = evaluate_sources(sources, data_dir, size, native, threads, quiet, name, writes)
+    evaluations = evaluate_sources(
+        sources, data_dir, size, native, threads, quiet, name, writes, short_sides
+    )
     ranked = {}
     if worst is not None:
         for ev in evaluations:

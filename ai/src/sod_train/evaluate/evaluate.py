@@ -22,8 +22,8 @@ import ctypes
 import os
 import sys
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from sod_train.data import pairs
 from sod_train.data.imageio import load_rgb, open_image
 from sod_train.errors import UserInputError
 from sod_train.evaluate.sod_metrics import CURVE_KEYS, METRIC_KEYS, SODMetrics
-from sod_train.guards import read_json_object, refuse_aliases
+from sod_train.guards import MAX_SQUARE, read_json_object, refuse_aliases
 from sod_train.runtime.model import SaliencyModel, to_uint8
 from sod_train.runtime.modelfile import size_problem
 
@@ -81,8 +81,14 @@ def tune_allocator(threshold: int = 32 << 20) -> bool:
     return bool(mallopt(m_mmap_threshold, threshold)) and bool(mallopt(m_trim_threshold, threshold))
 
 
-def protocol_text(size: int | None) -> str:
-    """The one-line protocol for resizing to ``size`` x ``size``, or native size (None)."""
+def protocol_text(size: int | None, short_side: int | None = None) -> str:
+    """The one-line protocol for resizing to ``size`` x ``size``, native size (None), or
+    to a short side of ``short_side`` (aspect kept)."""
+    if short_side is not None:
+        return PROTOCOL.format(
+            input=f"resized to short side {short_side}, aspect kept (bilinear)",
+            back="resized back to the mask size (bilinear, float)",
+        )
     if size is None:
         return PROTOCOL.format(input="at native size (no resize)", back="at native size")
     return PROTOCOL.format(
@@ -198,9 +204,18 @@ def load_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
 class Scorer:
     """Produces one source's uint8 maps under the protocol (model run or saved file)."""
 
-    def __init__(self, source: Source, size: int | None, threads: int | None) -> None:
-        self.source, self.size = source, size
-        self.model = SaliencyModel.open(source.path, threads) if source.kind == "onnx" else None
+    def __init__(
+        self,
+        source: Source,
+        size: int | None,
+        threads: int | None,
+        short_side: int | None = None,
+        model: SaliencyModel | None = None,
+    ) -> None:
+        self.source, self.size, self.short_side = source, size, short_side
+        if model is None and source.kind == "onnx":
+            model = SaliencyModel.open(source.path, threads)
+        self.model = model
         if source.kind == "maps" and not source.path.is_dir():
             raise UserInputError(f"{source.path}: --pred-dir is not a folder")
 
@@ -211,7 +226,7 @@ class Scorer:
         if self.model is None:
             return load_map(find_map(self.source.path, pair), shape)
         try:
-            return to_uint8(self.model.map(rgb, self.size))
+            return to_uint8(self.model.map(rgb, self.size, self.short_side))
         except UserInputError as exc:
             raise UserInputError(f"{self.source.path} on {pair.image}: {exc}") from None
 
@@ -231,10 +246,19 @@ def load_pair(pair: pairs.Pair, need_rgb: bool) -> tuple[np.ndarray | None, np.n
 
 
 def scan_sources(
-    sources: list[Source], data_dir: str | Path, writes: Iterable[tuple[str, Path]] = ()
+    sources: list[Source],
+    data_dir: str | Path,
+    writes: Iterable[tuple[str, Path]] = (),
+    fold: tuple[int, float] | None = None,
 ) -> pairs.PairScan:
-    """Scan the data and refuse, before any work, a write onto a model, data file or map."""
+    """Scan the data and refuse, before any work, a write onto a model, data file or map.
+
+    ``fold`` (seed, fraction) keeps only that validation fold's pairs, split exactly as
+    training splits (:func:`sod_train.data.pairs.split_scan`).
+    """
     scan = scan_dataset(data_dir)
+    if fold is not None:
+        _, scan.pairs = pairs.split_scan(scan, fold[1], fold[0])
     reads = [("the data file", p) for p in pairs.pair_files(scan.pairs)]
     for source in sources:
         if source.kind == "onnx":
@@ -254,8 +278,15 @@ def evaluate_sources(
     quiet: bool = False,
     name: str | None = None,
     writes: Iterable[tuple[str, Path]] = (),
+    short_sides: Sequence[int] = (),
+    fold: tuple[int, float] | None = None,
 ) -> list[Evaluation]:
     """Score every source on the pairs of ``data_dir`` in one pass over the data.
+
+    With ``short_sides``, each model is scored once per short side S (the picture
+    rescaled so its short side is S, as a host sees a frame of that height): one
+    result each, named ``<data set>@S`` and labelled ``<model>@S``. ``fold`` (seed,
+    fraction) scores only that validation fold of ``data_dir`` (:func:`scan_sources`).
 
     Each image and mask is decoded once for all sources. Per source the result has the
     keys ``name`` (data-set name, see :func:`dataset_name`, or ``name``), ``n``, ``size``
@@ -269,15 +300,23 @@ def evaluate_sources(
     """
     if not sources:
         raise UserInputError("nothing to evaluate: give an ONNX model or --pred-dir")
-    problem = None if native else size_problem(size, size)
+    problem = None if native or short_sides else size_problem(size, size)
     if problem:
         raise UserInputError(f"--size {size}: {problem}")
+    for side in short_sides:
+        if not 1 <= side <= MAX_SQUARE:
+            raise UserInputError(f"--short-side {side}: must be 1 to {MAX_SQUARE}")
     run_size = None if native else size
-    scan = scan_sources(sources, data_dir, writes)
-    scorers = [Scorer(source, run_size, threads) for source in sources]
+    scan = scan_sources(sources, data_dir, writes, fold)
+    scorers = []
+    for source in sources:
+        first = Scorer(source, run_size, threads, short_sides[0] if short_sides else None)
+        scorers.append(first)
+        if source.kind == "onnx":  # one model object, several short sides
+            scorers += [Scorer(source, None, threads, s, first.model) for s in short_sides[1:]]
     need_rgb = any(source.kind == "onnx" for source in sources)
-    metrics = [SODMetrics() for _ in sources]
-    own = [0.0] * len(sources)
+    metrics = [SODMetrics() for _ in scorers]
+    own = [0.0] * len(scorers)
     shared = 0.0
     with progress.Bar(scan.pairs, label="evaluating", quiet=quiet) as bar:
         for pair in bar:
@@ -289,16 +328,23 @@ def evaluate_sources(
                 metrics[i].step(scorer.map_for(pair, rgb, mask.shape), mask)
                 own[i] += time.perf_counter() - start
     digest = pairs.content_digest(scan.root, pairs.pair_files(scan.pairs))
-    data_name = name or dataset_name(scan.image_dir, scan.root)
+    data_name = name or dataset_name(scan.image_dir, scan.root) + ("-fold" if fold else "")
     stems = [pair.stem for pair in scan.pairs]
     evaluations = []
-    for source, metric, seconds in zip(sources, metrics, own, strict=True):
+    for scorer, metric, seconds in zip(scorers, metrics, own, strict=True):
+        source, side = scorer.source, scorer.short_side
         seconds += shared
+        if source.kind == "maps":
+            shown_size: int | str = "maps"
+        elif side is not None:
+            shown_size = f"short{side}"
+        else:
+            shown_size = "native" if native else size
         result = {
-            "name": data_name,
+            "name": data_name if side is None or source.kind == "maps" else f"{data_name}@{side}",
             "n": metric.n,
-            "size": ("native" if native else size) if source.kind == "onnx" else "maps",
-            "protocol": protocol_text(run_size) if source.kind == "onnx" else MAPS_PROTOCOL,
+            "size": shown_size,
+            "protocol": protocol_text(run_size, side) if source.kind == "onnx" else MAPS_PROTOCOL,
             "digest": digest,
             "metrics": {key: round(value, 6) for key, value in metric.get_results().items()},
             "seconds": round(seconds, 3),
@@ -307,6 +353,8 @@ def evaluate_sources(
             "curves": curves_json(metric),
         }
         rows = list(zip(stems, metric.per_image(), strict=True))
+        if side is not None and len(short_sides) > 1 and source.kind == "onnx":
+            source = replace(source, label=f"{source.label}@{side}")
         evaluations.append(Evaluation(source, result, rows))
     return evaluations
 
@@ -398,6 +446,8 @@ def format_table(result: dict[str, Any]) -> str:
     """A small fixed-width table of the metrics, with a header line."""
     size = result["size"]
     shown = {"native": "native size", "maps": "saved maps"}.get(size, f"{size}x{size}")
+    if isinstance(size, str) and size.startswith("short"):
+        shown = f"short side {size[len('short') :]}"
     head = f"{result['name']}: n={result['n']}, {shown}, {result['img_per_s']} img/s"
     names = "  ".join(f"{key:>6}" for key in METRIC_KEYS)
     values = "  ".join(f"{result['metrics'][key]:>6.4f}" for key in METRIC_KEYS)

@@ -41,6 +41,12 @@ def to_uint8(saliency: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(saliency, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(h, w) of an H x W picture rescaled so its short side is ``short_side`` (aspect kept)."""
+    scale = short_side / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def resize_map(saliency: np.ndarray, height: int, width: int) -> np.ndarray:
     """A float32 map resized to height x width (Pillow bilinear on floats); as is if equal."""
     if saliency.shape == (height, width):
@@ -139,12 +145,21 @@ class SaliencyModel:
             raise UserInputError(f"model output is {out.dtype} data, not float")
         return out.astype(np.float32, copy=False), seconds
 
-    def map(self, rgb: np.ndarray, size: int | tuple[int, int] | None = None) -> np.ndarray:
+    def map(
+        self,
+        rgb: np.ndarray,
+        size: int | tuple[int, int] | None = None,
+        short_side: int | None = None,
+    ) -> np.ndarray:
         """The saliency map of a ``uint8`` HxWx3 picture: float32 HxW in [0,1] at its size.
 
-        The module's protocol; ``size`` None runs at the picture's own size.
+        The module's protocol; ``size`` None runs at the picture's own size, and
+        ``short_side`` S (instead of ``size``) rescales the picture so its short side is S,
+        aspect kept, as a host gets a frame of that height.
         """
         height, width = rgb.shape[:2]
+        if short_side is not None:
+            size = short_side_size(height, width, short_side)
         x = to_model_input(rgb, size)
         out = self.run(x)
         expected = (1, 1, *x.shape[2:])
