@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "quickstart": "train:quickstart",
     "train": "train:train",
     "export": "train:export",
+    "normalise": "normalise:normalise",
     "fold-iou": "fold:fold_iou_cmd",
     "fetch": "fetch:fetch",
     "verify-data": "fetch:verify_data",
