@@ -224,7 +224,7 @@ def test_normalise_command_writes_a_checked_release(tmp_path):
         ["normalise", str(out), "--output", str(tmp_path / "twice.onnx"), "--working-size", "128"],
     )
     assert again.exit_code == 2 and "already normalises" in again.output
-    assert not twice.exists()
+    assert not (tmp_path / "twice.onnx").exists()
 
 
 def test_normalise_refuses_a_missing_metrics_json_and_writing_over_its_source(tmp_path):
