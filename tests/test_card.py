@@ -370,7 +370,7 @@ def test_committed_card_regenerates_with_no_flags(model_id, tmp_path, monkeypatc
         pytest.skip("matplotlib not installed: image not redrawn")
     import matplotlib
 
-    from sod_train.release.curves import drawn_with
+    from sod_train.evaluate.curves import drawn_with
 
     drawn = drawn_with(committed_png.read_bytes())
     if drawn != matplotlib.__version__:

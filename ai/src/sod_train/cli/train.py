@@ -229,7 +229,7 @@ FLAGS = ("skip_bad", "convert_rgb_masks")  # click gives False when absent: not 
 
 def run_train(options: dict[str, Any]) -> dict | None:
     """Build the recipe and the runtime once from the options, then train -> export."""
-    from sod_train.train.pipeline import train_and_export
+    from sod_train.export.pipeline import train_and_export
 
     rt = Runtime(**{k: options.pop(k) for k in RUNTIME})
     run = {k: options.pop(k) for k in PIPELINE}

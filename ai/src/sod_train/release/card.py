@@ -930,7 +930,7 @@ def write_card(
             quiet,
         )
     else:
-        from sod_train.release.curves import save_training_curves
+        from sod_train.evaluate.curves import save_training_curves
 
         save_training_curves(metrics["training"]["history"], image)
         drawn = image

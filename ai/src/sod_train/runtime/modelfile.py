@@ -12,11 +12,11 @@ reports the same findings as FAIL lines.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import onnx
 
-from sod_train.check.allowlist import iter_graphs, text
 from sod_train.errors import UserInputError, first_line
 from sod_train.guards import (
     MAX_MODEL_BYTES,
@@ -24,6 +24,24 @@ from sod_train.guards import (
     MAX_SIDE,
     read_bytes,
 )
+
+
+def text(value: str | bytes) -> str:
+    """A proto string field as text: invalid UTF-8 (which protobuf hands back as bytes)
+    is decoded with replacement characters, so a corrupt model can still be described."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def iter_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """Yield ``graph`` and every sub-graph nested in its nodes' attributes."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from iter_graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from iter_graphs(sub)
 
 
 def parameter_count(model: onnx.ModelProto) -> int:

@@ -42,7 +42,7 @@ def train_and_export(
             atomicio.ensure_writable_dir(metrics_out.parent, "metrics JSON")
     atomicio.ensure_writable_dir(checkpoint_dir, "checkpoints")
     if data_cache is not None:
-        from sod_train.data.cache import open_cache
+        from sod_train.fetch.cache import open_cache
 
         duts_root = open_cache(data_cache, quiet=rt.quiet)
     assert duts_root is not None
