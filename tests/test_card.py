@@ -230,7 +230,8 @@ def test_build_and_cost_sections_come_from_the_metrics():
     assert "## Reproducible build" in text and "--preset release" in text
     assert "51.8 min" in text and "bf16 autocast on" in text and "x_bf16" in text
     assert "yes: a second run gave the same sha256" in text
-    assert "| `ours` | 97,185 | 0.075 | — | 207.9 |" in text
+    assert "| 1080p ms, 2 threads |" in text and "1 thread |" not in text  # the cells recorded
+    assert "| `ours` | 97,185 | 0.075 | 207.9 |" in text
     assert "## Cost" not in render_card(make_metrics(), None)
 
 

@@ -16,9 +16,9 @@ on a copy of the model with the input fixed to 1x3xHxW:
 from __future__ import annotations
 
 import math
-import os
 import platform
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from sod_train import guards
+from sod_train import guards, machine
 from sod_train.errors import UserInputError
 from sod_train.guards import MAX_LIST, MAX_RUNS, MAX_THREADS, MAX_WARMUP
 from sod_train.runtime.model import SaliencyModel
@@ -180,23 +180,49 @@ def _count_macs(model: onnx.ModelProto, height: int, width: int) -> int | None:
 
 
 def machine_description() -> dict[str, Any]:
-    """CPU model, core count and library versions, to record next to any timing."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """CPU model, core count, ISA features and library versions, to record with any timing."""
     return {
-        "cpu": cpu,
-        "cores": cores,
+        "cpu": machine.cpu_model(),
+        "cores": machine.available_cores(),
+        "isa": machine.isa_features(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "onnxruntime": ort.__version__,
     }
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    """One line naming the machine of a timing: CPU, cores, bf16 features, onnxruntime."""
+    features = ", ".join(machine.get("isa") or []) or "no AVX2/AVX-512"
+    return (
+        f"{machine['cpu']}, {machine['cores']} cores ({features}), "
+        f"onnxruntime {machine['onnxruntime']}"
+    )
+
+
+def cost_record(report: dict[str, Any], command: str) -> dict[str, Any]:
+    """The metrics JSON's ``cost`` from one :func:`run_bench` report, written by code.
+
+    Per model: ``params``, ``gmac_256`` and ``ms_<size>_<n>t`` (median) for every cell
+    that ran; the note names the command, the machine and the date.
+    """
+    models: dict[str, dict[str, Any]] = {}
+    for entry in report["models"]:
+        row: dict[str, Any] = {"params": entry["params"]}
+        if entry.get("gmac_256") is not None:
+            row["gmac_256"] = entry["gmac_256"]
+        models[entry["model"]] = row
+    for cell in report["results"]:
+        if cell["median_ms"] is not None:
+            key = f"ms_{cell['size']}_{cell['threads']}t"
+            models[cell["model"]][key] = round(cell["median_ms"], 3)
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    note = (
+        "params: Conv/ConvTranspose weights and biases of the ONNX file. GMAC: "
+        "multiply-accumulates per 1x3x256x256 frame. ms: median latency per frame "
+        f"(onnxruntime CPU), from `{command}` on {machine_line(report['machine'])}, {when}."
+    )
+    return {"note": note, "models": models}
 
 
 def _labels(paths: list[Path]) -> list[str]:
@@ -205,6 +231,10 @@ def _labels(paths: list[Path]) -> list[str]:
         name if names.count(name) == 1 else str(path)
         for name, path in zip(names, paths, strict=True)
     ]
+
+
+def _gmac(macs: int | None) -> float | None:
+    return None if macs is None else round(macs / 1e9, 4)
 
 
 def _ratio(value: float | None, base: float | None) -> float | None:
@@ -325,6 +355,7 @@ def run_bench(
                 "bytes_ratio": _ratio(size_bytes, first_bytes),
                 "params_ratio": _ratio(params, first_params),
                 "macs": {name: macs[(i, name)] for name in sizes},
+                "gmac_256": _gmac(count_macs(proto, 256, 256)),
             }
         )
     rng = np.random.default_rng(0)

@@ -387,29 +387,34 @@ def _latency(m: dict[str, Any]) -> list[str]:
 
 
 def _cost(m: dict[str, Any]) -> list[str]:
-    """Params, GMAC per 256² frame and 1080p CPU latency, ours beside the anchors (``cost``)."""
+    """Params, GMAC per 256² frame and CPU latency per size and thread count, ours beside
+    the anchors (``cost``, written by ``sod-train bench --record``)."""
     cost = m.get("cost")
     if not cost:
         return []
+    cells: list[str] = []  # ms_<size>_<n>t keys in first-seen order
+    for row in cost["models"].values():
+        cells += [k for k in row if k.startswith("ms_") and k not in cells]
     rows = [
         [
             f"`{_esc(name)}`",
             f"{row['params']:,}",
             _num(row.get("gmac_256"), 3),
-            _num(row.get("ms_1080p_1t"), 1),
-            _num(row.get("ms_1080p_2t"), 1),
+            *(_num(row.get(key), 1) for key in cells),
         ]
         for name, row in cost["models"].items()
     ]
+
+    def heading(key: str) -> str:
+        size, threads = key[len("ms_") :].rsplit("_", 1)
+        return f"{size} ms, {threads[:-1]} thread{'s' if threads != '1t' else ''}"
+
     return [
         "## Cost",
         "",
         _esc(cost["note"]),
         "",
-        *_table(
-            ["model", "params (ONNX)", "GMAC / 256²", "1080p ms, 1 thread", "1080p ms, 2 threads"],
-            rows,
-        ),
+        *_table(["model", "params (ONNX)", "GMAC / 256²", *map(heading, cells)], rows),
         "",
     ]
 
