@@ -248,7 +248,7 @@ def test_record_writes_cost_into_the_metrics_json(models, tmp_path):
     doc = json.loads(metrics.read_text())
     assert doc["keep"] == [1, 2]  # everything else kept
     cost = doc["cost"]
-    assert "sod-train bench" in cost["note"] and "--record" in cost["note"]
+    assert f"`sod-train bench {tiny} {mult8} --sizes 16,12x20 --threads 1" in cost["note"]
     assert "cores" in cost["note"] and "onnxruntime" in cost["note"]  # the machine is named
     assert cost["models"]["tiny.onnx"]["params"] == 27
     assert cost["models"]["tiny.onnx"]["gmac_256"] == round(256 * 256 * 27 / 1e9, 4)

@@ -110,9 +110,9 @@ def bench(
         from sod_train.evaluate.bench import cost_record
 
         doc = read_json_object(record, "the --record metrics JSON")
+        options = ["--sizes", sizes, "--threads", threads, "--runs", str(runs)]
         command = shlex.join(
-            ["sod-train", "bench", *map(str, models), "--sizes", sizes, "--threads", threads]
-            + ["--runs", str(runs), "--warmup", str(warmup)]
+            ["sod-train", "bench", *map(str, models), *options, "--warmup", str(warmup)]
         )
         doc["cost"] = cost_record(report, command)
         atomicio.write_json(record, doc)
