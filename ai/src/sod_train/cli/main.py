@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "diff": "release:diff",
     "card": "release:card",
     "register": "release:register",
+    "reproduce": "reproduce:reproduce",
     "predict": "predict:predict",
     "bench": "bench:bench",
     "build-cache": "data:build_cache",
@@ -112,3 +113,7 @@ def run_standalone(command: click.Command, prog_name: str) -> None:
 @click.version_option(__version__, prog_name="sod-train")
 def main() -> None:
     """Train, export, verify and evaluate a tiny salient-object-detection ONNX model."""
+
+
+if __name__ == "__main__":
+    main()

@@ -230,8 +230,9 @@ FLAGS = ("skip_bad", "convert_rgb_masks")  # click gives False when absent: not 
 def run_train(options: dict[str, Any]) -> dict | None:
     """Build the recipe and the runtime once from the options, then train -> export."""
     from sod_train.export.pipeline import train_and_export
+    from sod_train.provenance import invocation
 
-    rt = Runtime(**{k: options.pop(k) for k in RUNTIME})
+    rt = Runtime(**{k: options.pop(k) for k in RUNTIME}, command=invocation())
     run = {k: options.pop(k) for k in PIPELINE}
     preset = options.pop("preset")
     recipe = {k: (v or None) if k in FLAGS else v for k, v in options.items()}

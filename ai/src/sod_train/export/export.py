@@ -43,6 +43,7 @@ from sod_train.errors import GateError, UserInputError, first_line
 from sod_train.export.normaliser import add_normaliser, check_working_size, reference_map
 from sod_train.guards import check_release_outputs
 from sod_train.model.unet import build_model, count_parameters
+from sod_train.provenance import build_record
 from sod_train.runtime.model import SaliencyModel
 from sod_train.train.config import TrainResult
 
@@ -161,9 +162,15 @@ def build_metrics(
     checks: dict,
     params: int,
     min_val_iou: float,
+    command: str | None = None,
 ) -> dict[str, Any]:
-    """The metrics JSON, keys in a fixed order so two runs diff cleanly."""
-    return {
+    """The metrics JSON, keys in a fixed order so two runs diff cleanly.
+
+    ``command`` (the command line that trained it) adds ``build``
+    (:func:`sod_train.provenance.build_record`).
+    """
+    wall = time.time() - result.extra["started"] if "started" in result.extra else None
+    doc = {
         "schema_version": METRICS_SCHEMA_VERSION,
         "model_id": model_id,
         "created_by": f"sod-train {__version__}",
@@ -208,11 +215,7 @@ def build_metrics(
             "best_val_iou": result.best_val_iou,
             "best_val_iou_batch": result.best_val_iou_batch,
             "seconds_total": sum(h["seconds"] for h in result.history),
-            **(
-                {"wall_seconds": time.time() - result.extra["started"]}
-                if "started" in result.extra
-                else {}
-            ),
+            **({"wall_seconds": wall} if wall is not None else {}),
         },
         "gate": {
             "metric": "val_iou",
@@ -222,6 +225,9 @@ def build_metrics(
         },
         "environment": result.environment,
     }
+    if command:
+        doc["build"] = build_record(command, result.environment, wall)
+    return doc
 
 
 def export(
@@ -231,11 +237,12 @@ def export(
     min_val_iou: float = 0.5,
     allowlist_path: Path = DEFAULT_ALLOWLIST,
     smoke: bool = False,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Gate, build, verify, then write ``output`` (+ golden vectors + metrics JSON).
 
-    Returns the metrics dict. Raises GateError (exit 1) without writing anything when
-    the gate or a check fails.
+    Returns the metrics dict; ``command`` is recorded as ``build.command``. Raises
+    GateError (exit 1) without writing anything when the gate or a check fails.
     """
     output = Path(output)
     check_release_outputs(output, metrics_out, reads=[("the op allowlist", allowlist_path)])
@@ -255,7 +262,7 @@ def export(
     proto = add_normaliser(to_onnx(folded), working_size)
     checks = verify_onnx(proto, folded, allowlist_path, working_size)
     onnx_bytes = proto.SerializeToString()
-    metrics = build_metrics(result, output.stem, onnx_bytes, checks, params, min_val_iou)
+    metrics = build_metrics(result, output.stem, onnx_bytes, checks, params, min_val_iou, command)
     if smoke or result.config.preset == "smoke-cpu":
         metrics["smoke"] = True
     metrics_text = json.dumps(finite_or_null(metrics), indent=2, allow_nan=False) + "\n"

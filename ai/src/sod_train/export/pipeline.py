@@ -67,7 +67,9 @@ def train_and_export(
     from sod_train.export.export import check_gate, export  # onnxsim: not for --no-export
 
     check_gate(result, cfg.min_val_iou)
-    metrics = export(result, output, metrics_out, min_val_iou=cfg.min_val_iou, smoke=smoke)
+    metrics = export(
+        result, output, metrics_out, min_val_iou=cfg.min_val_iou, smoke=smoke, command=rt.command
+    )
     progress.note(
         f"wrote {output} (best val IoU {result.best_val_iou:.4f} at epoch "
         f"{result.best_epoch}, {metrics['model']['params']:,} params)",
