@@ -54,7 +54,6 @@ DEFAULT_SIZES: tuple[tuple[int, int], ...] = (
     (1080, 1920),
 )
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
-PROTOBUF_LIMIT = 2**31 - 1
 
 
 class Check(NamedTuple):

@@ -35,14 +35,6 @@ from sod_train.runtime.modelfile import parameter_count, size_problem
 from sod_train.runtime.session import ModelTimeout, create_session
 
 NAMED_SIZES = {"4k": (2160, 3840)}
-FLOAT_TYPES = frozenset(
-    {
-        onnx.TensorProto.FLOAT,
-        onnx.TensorProto.FLOAT16,
-        onnx.TensorProto.BFLOAT16,
-        onnx.TensorProto.DOUBLE,
-    }
-)
 
 
 def parse_size(text: str) -> tuple[int, int]:

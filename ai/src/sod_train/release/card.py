@@ -20,10 +20,9 @@ from typing import Any, NamedTuple
 from sod_train import atomicio
 from sod_train.contract import QUALITY_METRICS
 from sod_train.errors import UserInputError
-from sod_train.guards import check_output_file, refuse_aliases
+from sod_train.guards import check_output_file, read_json, refuse_aliases
 from sod_train.paths import ANCHOR_DIR, CARD_DIR, REGISTRY_PATH, REPO_ROOT
 from sod_train.release.schema import (
-    load_json,
     validate_evaluations,
     validate_metrics,
     validate_registry,
@@ -836,7 +835,7 @@ def _registry_entry(model_id: str, registry_path: Path) -> dict[str, Any] | None
     """The registry entry for ``model_id``, or None if the model (or default registry) is absent."""
     if registry_path == REGISTRY_PATH and not registry_path.exists():
         return None
-    registry = load_json(registry_path, "the model registry")
+    registry = read_json(registry_path, "the model registry")
     problems = validate_registry(registry)
     if problems:
         raise UserInputError(f"{registry_path}: invalid registry: {problems[0]}")
@@ -846,7 +845,7 @@ def _registry_entry(model_id: str, registry_path: Path) -> dict[str, Any] | None
 def _load_anchor(path: Path) -> tuple[str, dict[str, Any]]:
     """(label, document) of an anchor file: a JSON object with an ``evaluations`` section
     and optionally a ``fold_iou`` section (as ``sod-train fold-iou --record`` writes)."""
-    doc = load_json(path, "the anchor metrics")
+    doc = read_json(path, "the anchor metrics")
     if not isinstance(doc, dict) or "evaluations" not in doc:
         raise UserInputError(f"{path}: no 'evaluations' section to compare against")
     problems = validate_evaluations(doc["evaluations"])
@@ -903,7 +902,7 @@ def write_card(
     Without matplotlib the card is still written (its bytes do not depend on the image),
     an existing image is kept, and a note on stderr says so.
     """
-    metrics = load_json(metrics_path, "the metrics JSON")
+    metrics = read_json(metrics_path, "the metrics JSON")
     problems = validate_metrics(metrics)
     if problems:
         raise UserInputError(f"{metrics_path}: not a valid metrics file: {problems[0]}")
