@@ -54,14 +54,19 @@ def resolve_model(model: Path | None, quiet: bool) -> Path:
     return path
 
 
-def _run_size(
-    fixed: tuple[int, int] | None, size: int | None, native: bool
-) -> int | tuple[int, int] | None:
-    """The size the model runs at: N x N, the model's fixed size, or None for native."""
+def _run_size(model: SaliencyModel, size: int | None, native: bool) -> int | tuple[int, int] | None:
+    """The size the model runs at: N x N, the model's fixed size, or None for native.
+
+    A model that normalises its own scale (it records a working size) runs at the
+    picture's native size by default, as a host runs it; any other at DEFAULT_SIZE.
+    """
     if native and size is not None:
         raise click.UsageError("--size and --native exclude each other")
+    fixed = model.fixed_size
     if fixed is None:
-        return None if native else (size or DEFAULT_SIZE)
+        if native or (size is None and model.working_size is not None):
+            return None
+        return size or DEFAULT_SIZE
     if native or (size is not None and (size, size) != fixed):
         raise UserInputError(f"this model only runs at {fixed[0]}x{fixed[1]}; drop --size/--native")
     return fixed
@@ -133,7 +138,7 @@ def _one_picture(
     model_path = resolve_model(model, quiet)
     job = plan_single(src, dest, model_path, masks)
     opened = SaliencyModel.open(model_path, threads)
-    run_size = _run_size(opened.fixed_size, size, native)
+    run_size = _run_size(opened, size, native)
     if from_stdin:
         rgb = rgb_from_bytes(read_stream(sys.stdin.buffer), STDIN_LABEL)
     else:
@@ -208,12 +213,14 @@ def _one_picture(
 @click.option(
     "--size",
     type=click.IntRange(1, MAX_SQUARE),
-    help=f"Run the model at N x N and resize the map back (default {DEFAULT_SIZE}).",
+    help="Run the model at N x N and resize the map back [default: native size for a model "
+    f"that normalises its own scale (the shipped one), else {DEFAULT_SIZE}].",
 )
 @click.option(
     "--native",
     is_flag=True,
-    help="Run the model at each picture's own size (pictures up to 16 MP).",
+    help="Run the model at each picture's own size (pictures up to 16 MP); the default for "
+    "a model that normalises its own scale.",
 )
 @click.option(
     "--threads",
@@ -262,7 +269,7 @@ def predict(
     model_path = resolve_model(model, quiet)
     jobs = plan_jobs(list(inputs), out, look.kind, model_path, masks)
     opened = SaliencyModel.open(model_path, threads)
-    run_size = _run_size(opened.fixed_size, size, native)
+    run_size = _run_size(opened, size, native)
     failures: list[str] = []
     stderr = sys.stderr
     with click.progressbar(jobs, label="predict", hidden=quiet, show_pos=True, file=stderr) as bar:

@@ -36,11 +36,11 @@ from onnx import helper, numpy_helper
 
 from sod_train.contract import INPUT_NAME, OUTPUT_NAME
 from sod_train.errors import UserInputError
+from sod_train.runtime.modelfile import WORKING_SIZE_KEY, recorded_working_size
 
 PREFIX = "normaliser/"
 MIN_WORKING_SIZE = 16
 MAX_WORKING_SIZE = 4096
-WORKING_SIZE_KEY = "sod_train.working_size"  # metadata_props key recorded in the file
 
 
 def scale_factor(height: int, width: int, working_size: int) -> int:
@@ -63,17 +63,6 @@ def check_working_size(working_size: int) -> None:
             f"--working-size {working_size}: give 0 (no normaliser) or "
             f"{MIN_WORKING_SIZE} to {MAX_WORKING_SIZE}"
         )
-
-
-def recorded_working_size(model: onnx.ModelProto) -> int | None:
-    """The working size a wrapped file records in its metadata, or None (not wrapped)."""
-    for prop in model.metadata_props:
-        if prop.key == WORKING_SIZE_KEY:
-            try:
-                return int(prop.value)
-            except ValueError:
-                return None
-    return None
 
 
 def _const(name: str, values: list[int]) -> onnx.TensorProto:

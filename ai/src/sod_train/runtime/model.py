@@ -30,7 +30,12 @@ from PIL import Image
 
 from sod_train.data.imageio import to_model_input
 from sod_train.errors import UserInputError
-from sod_train.runtime.modelfile import model_problems, parameter_count, read_model
+from sod_train.runtime.modelfile import (
+    model_problems,
+    parameter_count,
+    read_model,
+    recorded_working_size,
+)
 from sod_train.runtime.session import create_session, run_timed, session_io
 
 BYTES_LABEL = "<model bytes>"
@@ -123,6 +128,11 @@ class SaliencyModel:
         if isinstance(height, int) and isinstance(width, int):
             return height, width
         return None
+
+    @property
+    def working_size(self) -> int | None:
+        """T if the graph normalises its own scale (it records T), else None."""
+        return recorded_working_size(self.proto)
 
     @property
     def parameter_count(self) -> int:

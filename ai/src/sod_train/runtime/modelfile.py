@@ -25,6 +25,10 @@ from sod_train.guards import (
     read_bytes,
 )
 
+# The metadata key under which a graph with the scale normaliser records its working size T
+# (sod_train/export/normaliser.py); hosts and `predict` read it to know the graph rescales.
+WORKING_SIZE_KEY = "sod_train.working_size"
+
 
 def text(value: str | bytes) -> str:
     """A proto string field as text: invalid UTF-8 (which protobuf hands back as bytes)
@@ -42,6 +46,17 @@ def iter_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for sub in attr.graphs:
                     yield from iter_graphs(sub)
+
+
+def recorded_working_size(model: onnx.ModelProto) -> int | None:
+    """The working size a wrapped file records in its metadata, or None (not wrapped)."""
+    for prop in model.metadata_props:
+        if prop.key == WORKING_SIZE_KEY:
+            try:
+                return int(prop.value)
+            except ValueError:
+                return None
+    return None
 
 
 def parameter_count(model: onnx.ModelProto) -> int:
