@@ -37,7 +37,7 @@ from sod_train.data.imageio import load_rgb, open_image
 from sod_train.errors import UserInputError
 from sod_train.evaluate.sod_metrics import CURVE_KEYS, METRIC_KEYS, SODMetrics
 from sod_train.guards import MAX_SQUARE, read_json_object, refuse_aliases
-from sod_train.runtime.model import SaliencyModel, to_uint8
+from sod_train.runtime.model import SaliencyModel, prepare, to_uint8
 from sod_train.runtime.modelfile import size_problem
 
 PROTOCOL = (
@@ -220,13 +220,24 @@ class Scorer:
             raise UserInputError(f"{source.path}: --pred-dir is not a folder")
 
     def map_for(
-        self, pair: pairs.Pair, rgb: np.ndarray | None, shape: tuple[int, int]
+        self,
+        pair: pairs.Pair,
+        rgb: np.ndarray | None,
+        shape: tuple[int, int],
+        inputs: dict[tuple[Any, ...], np.ndarray] | None = None,
     ) -> np.ndarray:
-        """The map for ``pair`` at ``shape`` (rgb: the decoded image, for models)."""
+        """The map for ``pair`` at ``shape`` (rgb: the decoded image, for models).
+
+        ``inputs`` shares each prepared model input between the models of one picture.
+        """
         if self.model is None:
             return load_map(find_map(self.source.path, pair), shape)
+        key = (self.size, self.short_side)
+        inputs = {} if inputs is None else inputs
+        if key not in inputs:
+            inputs[key] = prepare(rgb, self.size, self.short_side)
         try:
-            return to_uint8(self.model.map(rgb, self.size, self.short_side))
+            return to_uint8(self.model.map_input(inputs[key], *rgb.shape[:2]))
         except UserInputError as exc:
             raise UserInputError(f"{self.source.path} on {pair.image}: {exc}") from None
 
@@ -323,9 +334,10 @@ def evaluate_sources(
             start = time.perf_counter()
             rgb, mask = load_pair(pair, need_rgb)
             shared += time.perf_counter() - start
+            inputs: dict[tuple[Any, ...], np.ndarray] = {}
             for i, scorer in enumerate(scorers):
                 start = time.perf_counter()
-                metrics[i].step(scorer.map_for(pair, rgb, mask.shape), mask)
+                metrics[i].step(scorer.map_for(pair, rgb, mask.shape, inputs), mask)
                 own[i] += time.perf_counter() - start
     digest = pairs.content_digest(scan.root, pairs.pair_files(scan.pairs))
     data_name = name or dataset_name(scan.image_dir, scan.root) + ("-fold" if fold else "")

@@ -52,6 +52,19 @@ def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def prepare(
+    rgb: np.ndarray, size: int | tuple[int, int] | None = None, short_side: int | None = None
+) -> np.ndarray:
+    """Step 1 of :meth:`SaliencyModel.map`: the model input for a ``uint8`` HxWx3 picture.
+
+    ``size`` None keeps the picture's size; ``short_side`` S rescales it so its short
+    side is S, aspect kept. Separate so that several models can share one input.
+    """
+    if short_side is not None:
+        size = short_side_size(*rgb.shape[:2], short_side)
+    return to_model_input(rgb, size)
+
+
 def resize_map(saliency: np.ndarray, height: int, width: int) -> np.ndarray:
     """A float32 map resized to height x width (Pillow bilinear on floats); as is if equal."""
     if saliency.shape == (height, width):
@@ -167,10 +180,10 @@ class SaliencyModel:
         ``short_side`` S (instead of ``size``) rescales the picture so its short side is S,
         aspect kept, as a host gets a frame of that height.
         """
-        height, width = rgb.shape[:2]
-        if short_side is not None:
-            size = short_side_size(height, width, short_side)
-        x = to_model_input(rgb, size)
+        return self.map_input(prepare(rgb, size, short_side), *rgb.shape[:2])
+
+    def map_input(self, x: np.ndarray, height: int, width: int) -> np.ndarray:
+        """Steps 2-3 of :meth:`map` for an input :func:`prepare` made of an H x W picture."""
         out = self.run(x)
         expected = (1, 1, *x.shape[2:])
         if out.shape != expected:
