@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "predict": "predict:predict",
     "bench": "bench:bench",
     "build-cache": "data:build_cache",
+    "video": "video:video",
 }
 
 
