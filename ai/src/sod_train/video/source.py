@@ -221,7 +221,7 @@ def av_planes(frame: Any) -> Planes:
         frame = frame.reformat(format="yuv420p")
         fmt = "yuv420p"
     subsampling, depth = AV_FORMATS[fmt]
-    dtype = np.uint8 if depth == 8 else np.dtype("<u2")
+    dtype = np.dtype(np.uint8 if depth == 8 else "<u2")
     arrays = []
     for plane in frame.planes:
         row = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
