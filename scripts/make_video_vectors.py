@@ -27,8 +27,10 @@ def main() -> None:
     write_vector_files(args.out)
     doc = build_document(args.out, models)
     atomicio.write_json(args.out / VECTORS_NAME, doc)
-    print(f"wrote {len(doc['files'])} y4m files and {VECTORS_NAME} for {len(models)} models "
-          f"to {args.out}")
+    print(
+        f"wrote {len(doc['files'])} y4m files and {VECTORS_NAME} for {len(models)} models "
+        f"to {args.out}"
+    )
 
 
 if __name__ == "__main__":

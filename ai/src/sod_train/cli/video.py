@@ -1,4 +1,4 @@
-"""``sod-train video`` and ``sod-train evaluate-video``: saliency per video frame, the host's way."""
+"""``sod-train video`` and ``evaluate-video``: saliency per video frame, the host's way."""
 
 from __future__ import annotations
 

@@ -149,7 +149,10 @@ def _blocks(planes: Planes) -> tuple[np.ndarray, np.ndarray | None, np.ndarray |
         return y[:, None, :, None], None, None
     ch, cw = u.shape
     if height % ch or width % cw or height // ch > 2 or width // cw > 2:
-        u, v = upsample(u, height, width)[:height, :width], upsample(v, height, width)[:height, :width]
+        u, v = (
+            upsample(u, height, width)[:height, :width],
+            upsample(v, height, width)[:height, :width],
+        )
         ch, cw = height, width
     fy, fx = height // ch, width // cw
     return y.reshape(ch, fy, cw, fx), u[:, None, :, None], v[:, None, :, None]

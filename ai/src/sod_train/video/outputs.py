@@ -144,7 +144,9 @@ class _AVWriter:
             if self.codec == "libx264":
                 self.stream.options = {"crf": "20", "preset": "veryfast"}
         except Exception as exc:
-            raise UserInputError(f"{self.dest}: cannot start the video ({first_line(exc)})") from None
+            raise UserInputError(
+                f"{self.dest}: cannot start the video ({first_line(exc)})"
+            ) from None
 
     def write(self, rgb: np.ndarray) -> None:
         height, width = rgb.shape[:2]
@@ -178,9 +180,7 @@ class OverlaySink:
     ) -> None:
         suffix = dest.suffix.lower()
         if suffix not in OVERLAY_SUFFIXES:
-            raise UserInputError(
-                f"{dest}: --overlay must end in {', '.join(OVERLAY_SUFFIXES)}"
-            )
+            raise UserInputError(f"{dest}: --overlay must end in {', '.join(OVERLAY_SUFFIXES)}")
         if style not in OVERLAY_STYLES:
             raise UserInputError(f"--overlay-style {style}: choose {', '.join(OVERLAY_STYLES)}")
         self.style = style

@@ -104,7 +104,9 @@ def stability_table(figures: dict[str, dict[str, Any]]) -> str:
 
 
 def video_section(
-    title: str, means: list[float], strip: list[tuple[int, str, str]],
+    title: str,
+    means: list[float],
+    strip: list[tuple[int, str, str]],
     figures: dict[str, dict[str, Any]],
 ) -> str:
     """The HTML fragment: plot, filmstrip (frame over map), stability table."""

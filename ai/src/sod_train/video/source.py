@@ -133,7 +133,12 @@ class RawVideo(Video):
     """Headerless planar YUV: the frame size must divide the file's size exactly."""
 
     def __init__(
-        self, path: Path, matrix: str, value_range: str, size: str | None, pix_fmt: str | None,
+        self,
+        path: Path,
+        matrix: str,
+        value_range: str,
+        size: str | None,
+        pix_fmt: str | None,
         fps: float | None,
     ) -> None:
         super().__init__(path, matrix, value_range)
@@ -302,7 +307,9 @@ def open_video(
     suffix = path.suffix.lower()
     if _starts_with_magic(path) or suffix == ".y4m":
         if size is not None or pix_fmt is not None:
-            raise UserInputError(f"{path}: a y4m file says its size and format; drop --size/--pix-fmt")
+            raise UserInputError(
+                f"{path}: a y4m file says its size and format; drop --size/--pix-fmt"
+            )
         return Y4MVideo(path, matrix, value_range)
     if suffix in RAW_SUFFIXES or size is not None or pix_fmt is not None:
         return RawVideo(path, matrix, value_range, size, pix_fmt, fps)

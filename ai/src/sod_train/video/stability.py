@@ -70,9 +70,7 @@ class MeanChange:
 
     def step(self, saliency: np.ndarray | float) -> None:
         value = (
-            float(saliency)
-            if np.isscalar(saliency)
-            else float(np.mean(saliency, dtype=np.float64))
+            float(saliency) if np.isscalar(saliency) else float(np.mean(saliency, dtype=np.float64))
         )
         if self.previous is not None:
             self.changes.append(abs(value - self.previous))

@@ -174,9 +174,12 @@ def load_vectors(folder: Path = VECTORS_DIR) -> dict[str, Any]:
     if doc.get("format") != FORMAT or not isinstance(files, list) or not isinstance(models, dict):
         raise UserInputError(f"{path}: not a {FORMAT} file (format, files, models)")
     for entry in files:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "/" in entry[
-            "name"
-        ] or not isinstance(entry.get("rgb_sha256"), list):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("name"), str)
+            or "/" in entry["name"]
+            or not isinstance(entry.get("rgb_sha256"), list)
+        ):
             raise UserInputError(f"{path}: a files entry is malformed")
     return doc
 
@@ -235,7 +238,8 @@ def video_vector_checks(
         (
             "video_rgb",
             not bad_rgb,
-            f"RGB8 differs: {', '.join(bad_rgb[:3])}" if bad_rgb
+            f"RGB8 differs: {', '.join(bad_rgb[:3])}"
+            if bad_rgb
             else f"{total} frames convert to their recorded RGB8 (host matrix)",
             False,
         )
@@ -274,7 +278,8 @@ def video_vector_checks(
         (
             "video_saliency",
             not bad,
-            f"saliency_mean differs by more than {TOLERANCE:g}: {', '.join(bad[:3])}" if bad
+            f"saliency_mean differs by more than {TOLERANCE:g}: {', '.join(bad[:3])}"
+            if bad
             else f"saliency_mean of every frame within {TOLERANCE:g} (worst {worst:.1e})",
             False,
         )

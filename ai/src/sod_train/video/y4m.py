@@ -44,8 +44,11 @@ COLOURSPACES: dict[str, tuple[tuple[int, int] | None, int]] = {
     "422": ((1, 0), 8),
     "444": ((0, 0), 8),
     "mono": (None, 8),
-    **{f"{name}p{d}": (sub, d) for name, sub in (("420", (1, 1)), ("422", (1, 0)),
-                                                  ("444", (0, 0))) for d in (10, 12)},
+    **{
+        f"{name}p{d}": (sub, d)
+        for name, sub in (("420", (1, 1)), ("422", (1, 0)), ("444", (0, 0)))
+        for d in (10, 12)
+    },
     "mono10": (None, 10),
     "mono12": (None, 12),
 }
@@ -242,8 +245,7 @@ class Y4MReader:
 def y4m_header(width: int, height: int, fps: Fraction, colourspace: str = "444") -> bytes:
     """A y4m stream header line for writing."""
     return (
-        f"YUV4MPEG2 W{width} H{height} F{fps.numerator}:{fps.denominator} Ip A1:1 "
-        f"C{colourspace}\n"
+        f"YUV4MPEG2 W{width} H{height} F{fps.numerator}:{fps.denominator} Ip A1:1 C{colourspace}\n"
     ).encode("ascii")
 
 
@@ -251,5 +253,8 @@ def y4m_frame(planes: Planes) -> bytes:
     """One ``FRAME`` record (header line and samples) of planar 8/16-bit data."""
     parts = [b"FRAME\n", np.ascontiguousarray(planes.y).tobytes()]
     if planes.u is not None and planes.v is not None:
-        parts += [np.ascontiguousarray(planes.u).tobytes(), np.ascontiguousarray(planes.v).tobytes()]
+        parts += [
+            np.ascontiguousarray(planes.u).tobytes(),
+            np.ascontiguousarray(planes.v).tobytes(),
+        ]
     return b"".join(parts)
