@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "bench": "bench:bench",
     "build-cache": "data:build_cache",
     "video": "video:video",
+    "evaluate-video": "video:evaluate_video",
 }
 
 

@@ -147,3 +147,83 @@ def video(
         note(f"reading {clip.describe()} with {model_path.name}", quiet)
         result = process_video(clip, session, model_path, outputs, smooth, max_frames, quiet)
         note(summary(clip, result), quiet)
+
+
+@click.command("evaluate-video")
+@click.argument("models", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data_root",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="DAVIS-layout root: JPEGImages/480p/<seq>/ and Annotations/480p/<seq>/.",
+)
+@click.option(
+    "--sequences",
+    multiple=True,
+    help="Sequences to score, comma-separated or repeated; 'tune' and 'report' name the "
+    "DAVIS-2016 val halves (default: all).",
+)
+@click.option(
+    "--smooth",
+    "smooths",
+    multiple=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Temporal smoothing ALPHA; repeat to compare several (each a column) [default: 0].",
+)
+@click.option(
+    "--every",
+    type=click.IntRange(1, 10_000),
+    default=1,
+    show_default=True,
+    help="Score max-F/S/MAE on every N-th frame (models and stability still see every frame).",
+)
+@click.option(
+    "--pad-to",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Pad frames (edge) to a multiple of N and crop maps back; the anchors need 8.",
+)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Everything, as JSON.")
+@click.option(
+    "--table",
+    type=click.Choice(("md", "text")),
+    default="text",
+    show_default=True,
+    help="Print the per-sequence tables as Markdown or aligned text.",
+)
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="onnxruntime threads.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def evaluate_video(
+    models: tuple[Path, ...],
+    data_root: Path,
+    sequences: tuple[str, ...],
+    smooths: tuple[float, ...],
+    every: int,
+    pad_to: int,
+    json_path: Path | None,
+    table: str,
+    threads: int | None,
+    quiet: bool,
+) -> None:
+    """Per-sequence max-F, S-measure, MAE and stability of MODELS on a DAVIS-layout set."""
+    from sod_train import atomicio
+    from sod_train.guards import check_output_file, refuse_aliases
+    from sod_train.release.registry import default_model_path
+    from sod_train.video.davis import evaluate_video as run
+    from sod_train.video.davis import markdown_tables
+
+    chosen = list(models) or [default_model_path()]
+    if json_path is not None:
+        check_output_file(json_path, "the JSON")
+        refuse_aliases([("a model", m) for m in chosen], [("--json", json_path)])
+    result = run(
+        data_root, chosen, sequences or None, smooths or (0.0,), every, pad_to, threads, quiet
+    )
+    text = markdown_tables(result)
+    if table == "text":
+        text = text.replace("|---", "").replace("**", "")
+    click.echo(text)
+    if json_path is not None:
+        atomicio.write_json(json_path, result)
