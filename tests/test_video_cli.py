@@ -235,3 +235,62 @@ def test_check_cli_exit_1_on_a_changed_vector(tmp_path, monkeypatch):
     result = cli("check", SMOKE, "--video-vectors")
     assert result.exit_code == 1
     assert "FAIL video_files: disc_444_40x30.y4m differs from its recorded sha256" in result.stdout
+
+
+# ---------------------------------------------------------------------------- evaluate-video
+
+
+def davis(root: Path, sequences: dict[str, int]) -> Path:
+    """A DAVIS layout of synthetic sequences: a disc moving right; masks are the disc."""
+    yy, xx = np.mgrid[0:24, 0:32]
+    for name, frames in sequences.items():
+        (root / "JPEGImages" / "480p" / name).mkdir(parents=True)
+        (root / "Annotations" / "480p" / name).mkdir(parents=True)
+        for t in range(frames):
+            disc = (xx - 8 - 2 * t) ** 2 + (yy - 12) ** 2 < 30
+            rgb = np.where(disc[:, :, None], [230, 200, 40], [30, 60, 90]).astype(np.uint8)
+            Image.fromarray(rgb).save(root / "JPEGImages" / "480p" / name / f"{t:05d}.png")
+            Image.fromarray((disc * 255).astype(np.uint8)).save(
+                root / "Annotations" / "480p" / name / f"{t:05d}.png"
+            )
+    return root
+
+
+def test_evaluate_video_per_sequence_and_mean(tmp_path):
+    root = davis(tmp_path / "DAVIS", {"dog": 4, "goat": 3, "cows": 2})
+    out = tmp_path / "ev.json"
+    result = cli(
+        "evaluate-video", SMOKE, "--data", root, "--sequences", "dog,goat", "--smooth", "0",
+        "--smooth", "0.5", "--json", out, "--table", "md", "--quiet",
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["sequences"] == ["dog", "goat"] and doc["frames"] == 7
+    names = [s["name"] for s in doc["sources"]]
+    assert names == ["sod_tiny_smoke_cpu_v0", "sod_tiny_smoke_cpu_v0@0.5"]
+    for key in ("maxF", "Sm", "MAE", "iou_mean", "iou_p5", "mean_change"):
+        per_seq = [doc["per_sequence"][s][names[0]][key] for s in ("dog", "goat")]
+        assert doc["mean"][names[0]][key] == pytest.approx(np.mean(per_seq))
+    # the ground truth: the disc moves 2 px a frame; its IoU is the same for every pair
+    gt = doc["per_sequence"]["dog"]["ground truth"]
+    assert gt["iou_mean"] == pytest.approx(gt["iou_p5"]) and 0.5 < gt["iou_mean"] < 1
+    assert "| dog |" in result.stdout and "**mean of 2**" in result.stdout
+    # the MAE of the unsmoothed source equals evaluating the maps frame by frame
+    from sod_train.evaluate.sod_metrics import MAE
+
+    session, mae = load_session(SMOKE), MAE()
+    for t in range(3):
+        rgb = np.asarray(Image.open(root / "JPEGImages" / "480p" / "goat" / f"{t:05d}.png"))
+        mask = np.asarray(Image.open(root / "Annotations" / "480p" / "goat" / f"{t:05d}.png"))
+        m = frame_map(session, rgb)
+        mae.step(np.rint(np.clip(m, 0, 1) * 255).astype(np.uint8), mask)
+    assert doc["per_sequence"]["goat"][names[0]]["MAE"] == pytest.approx(mae.get_results()["MAE"])
+
+
+def test_evaluate_video_refusals(tmp_path):
+    root = davis(tmp_path / "DAVIS", {"dog": 2})
+    refused(cli("evaluate-video", SMOKE, "--data", root, "--sequences", "tune"), 2, "",
+            "no sequence 'breakdance'")
+    refused(cli("evaluate-video", SMOKE, "--data", tmp_path), 2, tmp_path, "not a DAVIS layout")
+    (root / "Annotations" / "480p" / "dog" / "00001.png").unlink()
+    refused(cli("evaluate-video", SMOKE, "--data", root), 2, "dog", "no mask for 1 frame")
