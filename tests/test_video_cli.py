@@ -146,6 +146,10 @@ def test_output_refusals(clip, tmp_path):
     )
     result = cli("video", clip, "--model", SMOKE, "--smooth", "1")
     assert result.exit_code == 2
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(frames / "a.png")
+    refused(cli("video", frames, "--model", SMOKE, "--maps", frames), 2, frames, "input folder")
 
 
 # ---------------------------------------------------------------------------- vectors
@@ -260,8 +264,21 @@ def test_evaluate_video_per_sequence_and_mean(tmp_path):
     root = davis(tmp_path / "DAVIS", {"dog": 4, "goat": 3, "cows": 2})
     out = tmp_path / "ev.json"
     result = cli(
-        "evaluate-video", SMOKE, "--data", root, "--sequences", "dog,goat", "--smooth", "0",
-        "--smooth", "0.5", "--json", out, "--table", "md", "--quiet",
+        "evaluate-video",
+        SMOKE,
+        "--data",
+        root,
+        "--sequences",
+        "dog,goat",
+        "--smooth",
+        "0",
+        "--smooth",
+        "0.5",
+        "--json",
+        out,
+        "--table",
+        "md",
+        "--quiet",
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
@@ -289,8 +306,12 @@ def test_evaluate_video_per_sequence_and_mean(tmp_path):
 
 def test_evaluate_video_refusals(tmp_path):
     root = davis(tmp_path / "DAVIS", {"dog": 2})
-    refused(cli("evaluate-video", SMOKE, "--data", root, "--sequences", "tune"), 2, "",
-            "no sequence 'breakdance'")
+    refused(
+        cli("evaluate-video", SMOKE, "--data", root, "--sequences", "tune"),
+        2,
+        "",
+        "no sequence 'breakdance'",
+    )
     refused(cli("evaluate-video", SMOKE, "--data", tmp_path), 2, tmp_path, "not a DAVIS layout")
     (root / "Annotations" / "480p" / "dog" / "00001.png").unlink()
     refused(cli("evaluate-video", SMOKE, "--data", root), 2, "dog", "no mask for 1 frame")

@@ -74,7 +74,8 @@ def colour_options(command: click.Command) -> click.Command:
     type=click.FloatRange(0, 1, max_open=True),
     default=0.0,
     show_default=True,
-    help="Temporal smoothing: weight ALPHA of the previous (smoothed) map; 0 is off.",
+    help="Temporal smoothing: weight ALPHA of the previous (smoothed) map; 0 is off, 0.5 is "
+    "the value chosen on DAVIS (docs/video.md).",
 )
 @click.option(
     "--max-frames", type=click.IntRange(1, MAX_FRAMES), help="Stop after this many frames."
@@ -109,6 +110,7 @@ def video(
     Writes one row per frame (frame, pts, saliency_mean, saliency_var, ms) to --csv, or to
     stdout when no output is given; --json, --maps, --overlay and --report add the rest.
     """
+    from sod_train.errors import UserInputError
     from sod_train.guards import check_output_dir, check_output_file, refuse_aliases
     from sod_train.progress import note
     from sod_train.release.registry import default_model_path
@@ -128,6 +130,8 @@ def video(
             check_output_file(path, what)
     if maps is not None:
         check_output_dir(maps, "the maps")
+        if input_path.is_dir() and maps.resolve() == input_path.resolve():
+            raise UserInputError(f"{maps}: refusing to write the maps into the input folder")
     refuse_aliases(
         [("the input video", input_path), ("the model", model_path)],
         [(label, path) for label, path, _ in files if path is not None],

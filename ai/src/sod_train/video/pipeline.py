@@ -12,7 +12,6 @@ a report's thumbnails) whatever the video's length.
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +162,3 @@ def summary(video: Video, result: VideoResult) -> str:
         f"saliency_mean {mean:.4f}; consecutive IoU mean {fmt(st.get('iou_mean'))}, "
         f"p5 {fmt(st.get('iou_p5'))}; mean |change| {fmt(st.get('mean_change'))}"
     )
-
-
-def stdout_stream() -> IO[str]:
-    return sys.stdout
