@@ -136,26 +136,29 @@ def _luts8(matrix: str, value_range: str) -> tuple[np.ndarray, np.ndarray, np.nd
     return lut_r, lut_b, lut_g
 
 
-def _blocks(planes: Planes) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Y as a (ch, fy, cw, fx) view and U, V as (ch, 1, cw, 1) views that broadcast onto it.
+def _blocks(planes: Planes) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, int]:
+    """Y as a (ch, fy, W) view, Cb and Cr at chroma size, and the horizontal factor fx.
 
-    Nearest-neighbour upsampling without copying: each chroma sample meets its fy x fx
-    block of luma. A chroma plane that does not tile the picture exactly (odd sizes from
-    a decoder, ceil-sized chroma) is upsampled and cropped first.
+    Nearest-neighbour upsampling without a full-size copy: a chroma row, repeated fx times
+    along the row (:func:`_spread`), broadcasts onto its fy rows of luma. A chroma plane
+    that does not tile the picture exactly (odd sizes from a decoder: ceil-sized chroma)
+    is upsampled and cropped first.
     """
     height, width = planes.size
     y, u, v = planes.y, planes.u, planes.v
     if u is None or v is None:
-        return y[:, None, :, None], None, None
+        return y[:, None, :], None, None, 1
     ch, cw = u.shape
     if height % ch or width % cw or height // ch > 2 or width // cw > 2:
-        u, v = (
-            upsample(u, height, width)[:height, :width],
-            upsample(v, height, width)[:height, :width],
-        )
+        u = upsample(u, height, width)[:height, :width]
+        v = upsample(v, height, width)[:height, :width]
         ch, cw = height, width
-    fy, fx = height // ch, width // cw
-    return y.reshape(ch, fy, cw, fx), u[:, None, :, None], v[:, None, :, None]
+    return y.reshape(ch, height // ch, width), u, v, width // cw
+
+
+def _spread(chroma: np.ndarray, fx: int) -> np.ndarray:
+    """A chroma-size array repeated fx times along rows, shaped (ch, 1, W) to broadcast."""
+    return (np.repeat(chroma, fx, axis=1) if fx > 1 else chroma)[:, None, :]
 
 
 def yuv_to_rgb(
@@ -165,22 +168,23 @@ def yuv_to_rgb(
     _check(matrix, value_range)
     luma_t, rv_t, gu_t, gv_t, bu_t = _tables(matrix, value_range, planes.depth)
     height, width = planes.size
-    y, u, v = _blocks(planes)
+    y, u, v, fx = _blocks(planes)
     if u is None or v is None:  # mono: neutral chroma
-        u = v = np.full((1, 1, 1, 1), 1 << (planes.depth - 1), dtype=np.uint16)
+        u = v = np.full((1, 1), 1 << (planes.depth - 1), dtype=np.uint16)
     out = np.empty((height, width, 3), dtype=np.uint8)
     if planes.depth == 8:
+        # Table indices built at chroma size, then spread: (chroma << 8) | y.
         lut_r, lut_b, lut_g = _luts8(matrix, value_range)
-        u32, v32 = u.astype(np.uint32), v.astype(np.uint32)
-        out[:, :, 0] = lut_r.take((v32 << 8) | y).reshape(height, width)
-        out[:, :, 2] = lut_b.take((u32 << 8) | y).reshape(height, width)
-        out[:, :, 1] = lut_g.take((u32 << 16) | (v32 << 8) | y).reshape(height, width)
+        u32, v32 = u.astype(np.uint32) << 8, v.astype(np.uint32) << 8
+        out[:, :, 0] = lut_r.take(_spread(v32, fx) | y).reshape(height, width)
+        out[:, :, 2] = lut_b.take(_spread(u32, fx) | y).reshape(height, width)
+        out[:, :, 1] = lut_g.take(_spread((u32 << 8) | v32, fx) | y).reshape(height, width)
         return out
     luma = luma_t.take(y)
-    out[:, :, 0] = _to_uint8(luma + rv_t.take(v)).reshape(height, width)
-    out[:, :, 2] = _to_uint8(luma + bu_t.take(u)).reshape(height, width)
-    luma -= gu_t.take(u)
-    luma -= gv_t.take(v)
+    out[:, :, 0] = _to_uint8(luma + _spread(rv_t.take(v), fx)).reshape(height, width)
+    out[:, :, 2] = _to_uint8(luma + _spread(bu_t.take(u), fx)).reshape(height, width)
+    luma -= _spread(gu_t.take(u), fx)
+    luma -= _spread(gv_t.take(v), fx)
     out[:, :, 1] = _to_uint8(luma).reshape(height, width)
     return out
 
