@@ -22,13 +22,15 @@ A C host matches bit for bit when it computes in ``float`` (not double) with the
 constants written as float literals and contraction off (``-ffp-contract=off``; an FMA
 for ``y' + kr * v`` can change a result by one step).
 
-**10-bit** (``C420p10`` and friends, little-endian 16-bit containers): with ``host`` each
-sample is first reduced to 8 bits as the host does, ``(min(s, 1023) + 2) >> 2`` (which can
-give 256; the clamp absorbs it), then steps 2-5 run unchanged. ``bt709``/``bt601`` keep
+**10-bit** (``C420p10`` and friends, little-endian 16-bit containers; 12-bit alike): with
+``host`` each sample is first reduced to 8 bits as the host's shared YUV helper does (its
+saliency extractor itself takes 8-bit only), ``(min(s, 1023) + 2) >> 2`` (which can give
+256; the clamp absorbs it), then steps 2-5 run unchanged. ``bt709``/``bt601`` keep
 the 10 bits: offsets and scales are multiplied by 4 (``(Y - 64) * (1.0f / 876.0f)``, ...).
 
-Every step is a per-value table (at most 2^10 entries) gathered per pixel, so the result
-is the same float32 arithmetic for a fraction of the cost.
+Implementation: 8-bit frames look the result up in tables that hold exactly the float32
+results of steps 2-5 (R by (Cr, Y), B by (Cb, Y), G by (Cb, Cr, Y): 16 MiB, built once);
+deeper frames run steps 2-5 on per-sample float32 tables. Both give the arithmetic above.
 """
 
 from __future__ import annotations
