@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sod_train.errors import UserInputError
-from sod_train.video.colour import Planes, host_pixel, upsample, yuv_to_rgb
+from sod_train.video.colour import MATRICES, Planes, host_pixel, upsample, yuv_to_rgb
 
 
 def one(y: int, u: int, v: int, matrix: str = "host", value_range: str = "limited") -> tuple:
@@ -147,3 +147,33 @@ def test_unknown_matrix_or_range_is_a_user_error():
         yuv_to_rgb(planes, "bt2020")
     with pytest.raises(UserInputError, match="range"):
         yuv_to_rgb(planes, "host", "studio")
+
+
+def documented_steps(y, u, v, matrix: str, value_range: str) -> np.ndarray:
+    """docs/video.md steps 1-5 written directly in float32 numpy (4:4:4 input)."""
+    f = np.float32
+    kr, kgu, kgv, kb = (f(k) for k in MATRICES[matrix])
+    if value_range == "limited":
+        yn = (y.astype(f) - f(16)) * (f(1) / f(219))
+        un, vn = ((c.astype(f) - f(128)) * (f(1) / f(224)) for c in (u, v))
+    else:
+        yn = y.astype(f) * (f(1) / f(255))
+        un, vn = ((c.astype(f) - f(128)) * (f(1) / f(255)) for c in (u, v))
+    rgb = [yn + kr * vn, (yn - kgu * un) - kgv * vn, yn + kb * un]
+    return np.stack(
+        [(np.clip(c, f(0), f(1)) * f(255) + f(0.5)).astype(np.uint8) for c in rgb], axis=-1
+    )
+
+
+@pytest.mark.parametrize("matrix", sorted(MATRICES))
+@pytest.mark.parametrize("value_range", ["limited", "full"])
+def test_lookup_tables_equal_the_documented_float32_steps(matrix, value_range):
+    rng = np.random.default_rng(7)
+    y, u, v = rng.integers(0, 256, (3, 64, 96), dtype=np.uint8)
+    got = yuv_to_rgb(Planes(y, u, v), matrix, value_range)
+    assert np.array_equal(got, documented_steps(y, u, v, matrix, value_range))
+    # 4:2:0: the same after nearest-neighbour upsampling of the chroma
+    cu, cv = u[::2, ::2], v[::2, ::2]
+    up = [np.repeat(np.repeat(c, 2, axis=0), 2, axis=1) for c in (cu, cv)]
+    got420 = yuv_to_rgb(Planes(y, cu, cv), matrix, value_range)
+    assert np.array_equal(got420, documented_steps(y, *up, matrix, value_range))
