@@ -16,12 +16,11 @@ import pytest
 from hostile import cli, refused
 from PIL import Image
 
-from sod_train.check.modelio import load_session
 from sod_train.hashing import file_sha256
 from sod_train.paths import MODEL_DIR, REPO_ROOT
 from sod_train.release.registry import load_registry
 from sod_train.video.colour import Planes
-from sod_train.video.run import frame_map, map_stats
+from sod_train.video.run import frame_map, load_model, map_stats
 from sod_train.video.source import open_video
 from sod_train.video.vectors import VECTORS_DIR, VECTORS_NAME
 from sod_train.video.y4m import y4m_frame, y4m_header
@@ -46,7 +45,7 @@ def clip(tmp_path: Path) -> Path:
 
 
 def expected_means(path: Path, smooth: float = 0.0) -> list[float]:
-    session = load_session(SMOKE)
+    session = load_model(SMOKE)
     state, out = None, []
     with open_video(path) as video:
         for frame in video.frames():
@@ -295,7 +294,7 @@ def test_evaluate_video_per_sequence_and_mean(tmp_path):
     # the MAE of the unsmoothed source equals evaluating the maps frame by frame
     from sod_train.evaluate.sod_metrics import MAE
 
-    session, mae = load_session(SMOKE), MAE()
+    session, mae = load_model(SMOKE), MAE()
     for t in range(3):
         rgb = np.asarray(Image.open(root / "JPEGImages" / "480p" / "goat" / f"{t:05d}.png"))
         mask = np.asarray(Image.open(root / "Annotations" / "480p" / "goat" / f"{t:05d}.png"))
