@@ -2,7 +2,7 @@
 
 * core modules (the package's top level) import no stage and no command;
 * no stage imports ``sod_train.cli``, and only ``cli/`` imports click;
-* ``check/``, ``evaluate/`` and ``predict/`` never import torch, directly or through
+* ``check/``, ``evaluate/``, ``predict/`` and ``video/`` never import torch, directly or through
   another module (a host-side venv with numpy + onnxruntime runs them);
 * every ``__init__.py`` below the package is empty, so importing a stage costs nothing;
 * stages import only earlier stages (:data:`STAGE_ORDER`): every arrow points forward;
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ai" / "src" / "sod_train"
-TORCH_FREE = ("runtime", "check", "evaluate", "predict")
+TORCH_FREE = ("runtime", "check", "evaluate", "predict", "video")
 # The stages in pipeline order (docs/architecture.md); a stage may import earlier ones only.
 STAGE_ORDER = (
     "data",

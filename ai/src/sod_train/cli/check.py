@@ -32,11 +32,23 @@ from sod_train.errors import GateError
     help="File size cap in MiB (2048 is protobuf's limit).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
-def check(model: Path, allowlist_path: Path | None, max_mb: float, as_json: bool) -> None:
+@click.option(
+    "--video-vectors",
+    is_flag=True,
+    help="Also verify the video conformance vectors (model/tiny/video_vectors/).",
+)
+def check(
+    model: Path, allowlist_path: Path | None, max_mb: float, as_json: bool, video_vectors: bool
+) -> None:
     """Verify MODEL.onnx: contract, opset, allowlist, runtime at odd sizes, golden vectors."""
     from sod_train.check.check import check_model
 
     report = check_model(model, allowlist_path, max_bytes=int(max_mb * 2**20))
+    if video_vectors:
+        from sod_train.video.vectors import video_vector_checks
+
+        for verdict in video_vector_checks(model):
+            report.add(*verdict)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

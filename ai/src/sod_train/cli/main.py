@@ -39,6 +39,8 @@ COMMANDS: dict[str, str] = {
     "predict": "predict:predict",
     "bench": "bench:bench",
     "build-cache": "data:build_cache",
+    "video": "video:video",
+    "evaluate-video": "video:evaluate_video",
 }
 
 
