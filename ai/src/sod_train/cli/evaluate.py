@@ -82,7 +82,7 @@ def sources_from(
     "--record",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Store the result in this metrics JSON under evaluations.<data-set name> "
-    "(one ONNX model only).",
+    "(one ONNX model only; with --short-side, one entry <data-set name>@S per S).",
 )
 @click.option(
     "--per-image",
@@ -152,8 +152,6 @@ def evaluate(
     from_cli = click.core.ParameterSource.COMMANDLINE
     if short_sides and (native or ctx.get_parameter_source("size") is from_cli):
         raise click.UsageError("--short-side replaces --size and --native; give one of them")
-    if record is not None and len(short_sides) > 1:
-        raise click.UsageError("--record stores one result: give at most one --short-side")
     if record is not None and (len(models) != 1 or pred_dirs):
         raise click.UsageError("--record stores one ONNX model's result: give exactly one MODEL")
     if ctx.get_parameter_source("by") is from_cli and worst is None:
@@ -198,11 +196,10 @@ def evaluate(
         for ev in evaluations:
             if ev.source.label in ranked:
                 click.echo(format_worst(ev, by, ranked[ev.source.label]))
-    if record is not None:
-        record_evaluation(record, evaluations[0].result)
-        if not quiet:
-            click.echo(
-                f"recorded as evaluations.{evaluations[0].result['name']} in {record}", err=True
-            )
+    if record is not None:  # one model: one result, or one per --short-side
+        for ev in evaluations:
+            record_evaluation(record, ev.result)
+            if not quiet:
+                click.echo(f"recorded as evaluations.{ev.result['name']} in {record}", err=True)
     if per_image is not None and not quiet:
         click.echo(f"per-image scores in {per_image}", err=True)
