@@ -15,9 +15,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ai/src"))
 
-from sod_train.cli.main import run_standalone  # noqa: E402
-from sod_train.cli.train import train  # noqa: E402
-from sod_train.train import loop  # noqa: E402
+from sod_train.cli.main import run_standalone
+from sod_train.cli.train import train
+from sod_train.train import loop
 
 
 def main() -> None:
