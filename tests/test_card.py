@@ -367,7 +367,10 @@ def test_committed_card_regenerates_with_no_flags(model_id, tmp_path, monkeypatc
     committed_png = (REPO / entry["card"]).parent / image
     assert committed_png.is_file()
     if not HAVE_MPL:
-        pytest.skip("matplotlib not installed: image not redrawn")
+        pytest.skip(
+            "matplotlib is not installed, so the curve image is not redrawn: "
+            "pip install -e '.[report]'"
+        )
     import matplotlib
 
     from sod_train.release.curves import drawn_with
@@ -375,7 +378,8 @@ def test_committed_card_regenerates_with_no_flags(model_id, tmp_path, monkeypatc
     drawn = drawn_with(committed_png.read_bytes())
     if drawn != matplotlib.__version__:
         pytest.skip(
-            f"committed image drawn with matplotlib {drawn}, this is {matplotlib.__version__}"
+            f"committed image drawn with matplotlib {drawn}, this is {matplotlib.__version__}: "
+            "pixels differ between versions; install that matplotlib to compare bytes"
         )
     assert (card.parent / image).read_bytes() == committed_png.read_bytes()
 
@@ -461,7 +465,7 @@ def test_c_snippet_makes_the_host_calls_and_compiles(tmp_path):
     assert c.index("GetTensorMutableData") < c.index("ReleaseValue(out)")
     gcc = shutil.which("gcc") or shutil.which("cc")
     if gcc is None:
-        pytest.skip("no C compiler")
+        pytest.skip("no C compiler (gcc or cc) on PATH: install gcc (apt-get install gcc)")
     (tmp_path / "onnxruntime_c_api.h").write_text(ORT_C_API_SUBSET)
     (tmp_path / "usage.c").write_text(c + "\n")
     result = subprocess.run(
