@@ -191,15 +191,7 @@ def evaluate(
     )
 
     sources_from(ctx, models, pred_dirs, native, pred_root)
-    datasets = tables.find_datasets(data_dirs, data_root)
-    several = len(datasets) > 1
     from_cli = click.core.ParameterSource.COMMANDLINE
-    if several:
-        for option, value in (("--name", name), ("--record", record), ("--per-image", per_image)):
-            if value is not None:
-                raise click.UsageError(f"{option} works on one data set; give one --data")
-    elif name is not None:
-        datasets = [tables.DataSet(datasets[0].path, name)]
     if record is not None and (len(models) != 1 or pred_dirs or pred_root):
         raise click.UsageError("--record stores one ONNX model's result: give exactly one MODEL")
     if ctx.get_parameter_source("by") is from_cli and worst is None:
@@ -220,6 +212,14 @@ def evaluate(
     if table_out is not None:
         check_output_file(table_out, "the --out table")
         writes.append(("--out", table_out))
+    datasets = tables.find_datasets(data_dirs, data_root)  # after the output checks
+    several = len(datasets) > 1
+    if several:
+        for option, value in (("--name", name), ("--record", record), ("--per-image", per_image)):
+            if value is not None:
+                raise click.UsageError(f"{option} works on one data set; give one --data")
+    elif name is not None:
+        datasets = [tables.DataSet(datasets[0].path, name)]
     if plots_dir is not None:
         from sod_train.evaluate.plots import require_matplotlib
 
