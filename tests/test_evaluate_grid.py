@@ -75,6 +75,13 @@ def test_two_data_sets_three_models_six_rows_latex_and_figures(two_sets, tmp_pat
     assert all(list(doc[d]) == methods for d in doc)
     assert [doc["ECSSD"][m]["n"] for m in methods] == [5, 5, 5]
 
+    printed = invoke(SMOKE, V1, ANCHOR, *data, "--size", SIZE, "--table", "md", "--quiet")
+    assert printed.exit_code == 0, printed.output
+    assert [(r[0], r[1]) for r in md_rows(printed.stdout)] == [
+        (m, d) for d in ("ECSSD", "HKU-IS") for m in methods
+    ]  # six rows on stdout, the same scores as the JSON
+    assert printed.stdout.count("**") == 2 * len(bold_expected(doc))
+
     tex = out.read_text()
     body = [line for line in tex.splitlines() if line.endswith("\\\\")]
     assert len(body) == 1 + 6  # header + one row per method x data set
