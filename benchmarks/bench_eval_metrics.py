@@ -26,9 +26,9 @@ from onnx import TensorProto, helper
 
 from sod_train.data import pairs
 from sod_train.data.imageio import load_rgb, to_model_input
-from sod_train.evaluate.evaluate import load_mask, predict_uint8, tune_allocator
+from sod_train.evaluate.evaluate import load_mask, tune_allocator
 from sod_train.evaluate.sod_metrics import SODMetrics
-from sod_train.predict.predict import load_session
+from sod_train.runtime.model import SaliencyModel, to_uint8
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -104,18 +104,17 @@ def main() -> None:
     scan = pairs.scan_pairs(args.data)
     chosen = scan.pairs[: args.limit]
     model = ANCHOR if ANCHOR.is_file() else builtin_model(Path("/tmp/bench_eval_stand_in.onnx"))
-    session = load_session(model, args.threads)
+    model = SaliencyModel.open(model, args.threads)
     images = [load_rgb(p.image)[0] for p in chosen]
     masks = [load_mask(p.mask) for p in chosen]
     inputs = [to_model_input(rgb, args.size) for rgb in images]
-    name = session.get_inputs()[0].name
-    preds = [predict_uint8(session, rgb, args.size) for rgb in images]
+    preds = [to_uint8(model.map(rgb, args.size)) for rgb in images]
     eval_pairs = list(zip(preds, masks, strict=True))
     pixels = sum(m.size for m in masks) / len(masks)
 
     def model_stage() -> None:
         for x in inputs:
-            session.run(None, {name: x})
+            model.run(x)
 
     def ours_stage() -> None:
         metrics = SODMetrics()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sod_train.errors import SodTrainError
 from sod_train.evaluate.bench import format_table, parse_list, run_bench
-from sod_train.predict.predict import default_model
+from sod_train.release.registry import default_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 ANCHORS = [
@@ -34,7 +34,7 @@ def _models(explicit: str | None) -> tuple[Path | None, list[Path]]:
     ours: Path | None = Path(explicit) if explicit else None
     if ours is None:
         try:
-            ours = default_model()
+            ours = default_model_path()
         except SodTrainError as exc:
             print(f"note: {exc}; comparing the anchors only", file=sys.stderr)
     anchors = [path for path in ANCHORS if path.is_file()]

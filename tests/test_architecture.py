@@ -4,7 +4,9 @@
 * no stage imports ``sod_train.cli``, and only ``cli/`` imports click;
 * ``check/``, ``evaluate/`` and ``predict/`` never import torch, directly or through
   another module (a host-side venv with numpy + onnxruntime runs them);
-* every ``__init__.py`` below the package is empty, so importing a stage costs nothing.
+* every ``__init__.py`` below the package is empty, so importing a stage costs nothing;
+* stages import only earlier stages (:data:`STAGE_ORDER`): every arrow points forward;
+* only ``runtime/`` builds an onnxruntime session.
 """
 
 from __future__ import annotations
@@ -17,7 +19,22 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ai" / "src" / "sod_train"
-TORCH_FREE = ("check", "evaluate", "predict")
+TORCH_FREE = ("runtime", "check", "evaluate", "predict")
+# The stages in pipeline order (docs/architecture.md); a stage may import earlier ones only.
+STAGE_ORDER = (
+    "data",
+    "fetch",
+    "model",
+    "runtime",
+    "check",
+    "train",
+    "export",
+    "evaluate",
+    "predict",
+    "video",
+    "release",
+    "cli",
+)
 
 
 def module_name(path: Path) -> str:
@@ -99,3 +116,32 @@ def test_stage_init_files_are_empty():
     for path in PACKAGE.rglob("__init__.py"):
         if path.parent != PACKAGE:
             assert path.read_text() == "", f"{path} is not empty"
+
+
+def test_every_stage_is_in_the_order():
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders <= set(STAGE_ORDER), sorted(folders - set(STAGE_ORDER))
+
+
+def test_no_stage_imports_a_later_stage():
+    for name, path in MODULES.items():
+        here = stage(name)
+        if here is None:
+            continue
+        for target in imports(path):
+            there = stage(target) if target.startswith("sod_train.") else None
+            if there is not None and there != here:
+                assert STAGE_ORDER.index(there) < STAGE_ORDER.index(here), (
+                    f"{name} ({here}) imports {target} ({there}), a later stage"
+                )
+
+
+def test_only_runtime_builds_an_onnxruntime_session():
+    for name, path in MODULES.items():
+        if stage(name) == "runtime":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):  # calls, not text in a snippet
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                assert called != "InferenceSession", f"{name} builds an onnxruntime session"

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from sod_train.check.modelio import parameter_count
 from sod_train.cli.main import main
 from sod_train.errors import UserInputError
 from sod_train.evaluate.bench import count_macs, parse_size
+from sod_train.runtime.modelfile import parameter_count
 
 
 def _model(nodes, inits, out_shape=(1, 1, "H", "W")):
@@ -237,3 +237,24 @@ def test_macs_are_counted_through_the_lite_family_add_fusion(tmp_path):
     with torch.no_grad():
         model(torch.zeros(1, 3, 64, 48))
     assert count_macs(proto, 64, 48) == expected
+
+
+def test_record_writes_cost_into_the_metrics_json(models, tmp_path):
+    tiny, mult8 = models
+    metrics = tmp_path / "m.metrics.json"
+    metrics.write_text(json.dumps({"model_id": "m", "keep": [1, 2]}))
+    result = _bench(tiny, mult8, "--sizes", "16,12x20", "--threads", "1", "--record", metrics)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(metrics.read_text())
+    assert doc["keep"] == [1, 2]  # everything else kept
+    cost = doc["cost"]
+    assert f"`sod-train bench {tiny} {mult8} --sizes 16,12x20 --threads 1" in cost["note"]
+    assert "cores" in cost["note"] and "onnxruntime" in cost["note"]  # the machine is named
+    assert cost["models"]["tiny.onnx"]["params"] == 27
+    assert cost["models"]["tiny.onnx"]["gmac_256"] == round(256 * 256 * 27 / 1e9, 4)
+    assert set(cost["models"]["tiny.onnx"]) >= {"ms_16_1t", "ms_12x20_1t"}
+    assert "ms_12x20_1t" not in cost["models"]["mult8.onnx"]  # it fails there: no figure
+    missing = _bench(tiny, "--sizes", "16", "--record", tmp_path / "absent.json")
+    assert missing.exit_code == 2 and "absent.json" in missing.output
+    onto_model = _bench(tiny, "--sizes", "16", "--record", tiny)
+    assert onto_model.exit_code == 2

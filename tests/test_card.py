@@ -231,7 +231,8 @@ def test_build_and_cost_sections_come_from_the_metrics():
     assert "## Reproducible build" in text and "--preset release" in text
     assert "51.8 min" in text and "bf16 autocast on" in text and "x_bf16" in text
     assert "yes: a second run gave the same sha256" in text
-    assert "| `ours` | 97,185 | 0.075 | — | 207.9 |" in text
+    assert "| 1080p ms, 2 threads |" in text and "1 thread |" not in text  # the cells recorded
+    assert "| `ours` | 97,185 | 0.075 | 207.9 |" in text
     assert "## Cost" not in render_card(make_metrics(), None)
 
 
@@ -374,7 +375,7 @@ def test_committed_card_regenerates_with_no_flags(model_id, tmp_path, monkeypatc
         )
     import matplotlib
 
-    from sod_train.release.curves import drawn_with
+    from sod_train.evaluate.curves import drawn_with
 
     drawn = drawn_with(committed_png.read_bytes())
     if drawn != matplotlib.__version__:
@@ -404,9 +405,9 @@ def test_python_snippet_runs_and_gives_the_library_map(
     import numpy as np
     from PIL import Image
 
-    from sod_train.check import modelio
     from sod_train.data.imageio import load_rgb, to_model_input
     from sod_train.predict.predict import saliency_map
+    from sod_train.runtime.model import SaliencyModel
 
     _, entry, card = _shipped(model_id)
     (code,) = re.findall(r"^## Usage\n.*?```python\n(.*?)```", card, re.S | re.M)
@@ -419,12 +420,12 @@ def test_python_snippet_runs_and_gives_the_library_map(
     exec(compile(code, f"{model_id} card snippet", "exec"), namespace)
 
     rgb, _ = load_rgb(tmp_path / "photo.jpg")
-    session = modelio.load_session(REPO / entry["onnx"])
-    expected = modelio.run(session, to_model_input(rgb))
+    model = SaliencyModel.open(REPO / entry["onnx"])
+    expected = model.run(to_model_input(rgb))
     assert namespace["saliency"].shape == (1, 1, *rgb.shape[:2])
     assert np.array_equal(namespace["saliency"], expected)
     mask = np.asarray(Image.open(tmp_path / "photo.mask.png"))
-    assert np.array_equal(mask, saliency_map(session, rgb, None))
+    assert np.array_equal(mask, saliency_map(model, rgb, None))
 
 
 def test_snippet_names_come_from_the_contract_constants(monkeypatch):
@@ -483,7 +484,7 @@ def test_parameter_counts_are_both_shown_and_named():
     metrics, entry, card = _shipped("sod_tiny_smoke_cpu_v0")
     import onnx
 
-    from sod_train.check.modelio import parameter_count
+    from sod_train.runtime.modelfile import parameter_count
 
     folded = parameter_count(onnx.load(REPO / entry["onnx"]))
     assert folded == entry["params"]

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from sod_train.cli.main import main
 from sod_train.export.export import export
+from sod_train.machine import available_cores
 from sod_train.train import cpu
 from sod_train.train.config import Runtime, TrainConfig
 from sod_train.train.loop import fast_path, train
@@ -49,7 +50,7 @@ def test_amp_defaults_to_native_bf16_and_threads_to_our_cores(monkeypatch):
     before = torch.get_num_threads()
     try:
         monkeypatch.setattr("sod_train.train.loop.bf16_features", lambda: ["avx512_bf16"])
-        assert fast_path(Runtime(), torch.device("cpu")) == (True, cpu.available_cores())
+        assert fast_path(Runtime(), torch.device("cpu")) == (True, available_cores())
         monkeypatch.setattr("sod_train.train.loop.bf16_features", lambda: [])
         assert fast_path(Runtime(), torch.device("cpu"))[0] is False
         assert fast_path(Runtime(amp=True, threads=1), torch.device("cpu")) == (True, 1)

@@ -1,4 +1,4 @@
-"""Training-curve figure and PNG (sod_train.release.curves): content, determinism, input
+"""Training-curve figure and PNG (sod_train.evaluate.curves): content, determinism, input
 edge cases, atomic writes, and the message when matplotlib is missing."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sod_train.errors import UserInputError
-from sod_train.release import curves
+from sod_train.evaluate import curves
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE_METRICS = REPO / "model" / "tiny" / "sod_tiny_v1.metrics.json"

@@ -14,9 +14,9 @@ import torch
 from click.testing import CliRunner
 
 from sod_train.cli.main import main
-from sod_train.data.cache import MANIFEST, MARKER, open_cache, write_cache
 from sod_train.data.pairs import content_digest, scan_pairs
 from sod_train.errors import GateError, UserInputError
+from sod_train.fetch.cache import MANIFEST, MARKER, open_cache, write_cache
 from sod_train.train.config import Runtime, TrainConfig
 from sod_train.train.loop import train
 

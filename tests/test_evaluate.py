@@ -392,3 +392,24 @@ def test_outputs_may_not_overwrite_a_saved_map(data, model, tmp_path):
     result = run("--data", data, "--pred-dir", maps, "--per-image", target, "--quiet")
     assert_one_line_error(result, "refusing to overwrite a saved map")
     assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize("size", ["96", "37"])
+def test_predict_at_a_size_writes_exactly_the_maps_evaluate_scores(data, model, tmp_path, size):
+    """One picture -> map step (SaliencyModel.map, then to_uint8): `predict --size N`
+    writes what `evaluate --size N` scores, image by image, not just on average."""
+    maps = tmp_path / "maps"
+    args = ["--out", str(maps), "--model", str(model), "--size", size, "--quiet"]
+    done = CliRunner().invoke(main, ["predict", str(data / "DUTS-TE-Image"), *args])
+    assert done.exit_code == 0, done.output
+    direct, saved = tmp_path / "direct.json", tmp_path / "saved.json"
+    a = run(model, "--data", data, "--size", size, "--per-image", direct, "--quiet")
+    b = run("--data", data, "--pred-dir", maps, "--per-image", saved, "--quiet")
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    rows_a = {row["image"]: row for row in json.loads(direct.read_text())}
+    rows_b = {row["image"]: row for row in json.loads(saved.read_text())}
+    assert rows_a.keys() == rows_b.keys() and len(rows_a) > 1
+    for stem, row in rows_a.items():
+        assert {k: v for k, v in row.items() if k != "model"} == {
+            k: v for k, v in rows_b[stem].items() if k != "model"
+        }, stem

@@ -18,8 +18,8 @@ from onnx import helper
 from test_schema import make_metrics
 
 from sod_train.check.golden import write_golden
-from sod_train.data.cache import read_manifest
 from sod_train.errors import UserInputError
+from sod_train.fetch.cache import read_manifest
 from sod_train.guards import read_json
 
 DEEP = deep_json(100_000)

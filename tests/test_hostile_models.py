@@ -1,6 +1,6 @@
 """Hostile inputs, class 4 (and the model half of class 2): malformed ONNX that parses.
 
-Every command that opens a model goes through one loader (sod_train.check.modelio), which turns
+Every command that opens a model goes through one loader (sod_train.runtime.modelfile), which turns
 a model it cannot run into one exit-2 line naming the file; ``check`` reports the same
 problems as FAIL lines (exit 1). Never a traceback, never a huge allocation.
 """
@@ -29,8 +29,9 @@ from hostile import (
 )
 from onnx import TensorProto, helper
 
-from sod_train.check.modelio import load_session, model_problems
 from sod_train.errors import UserInputError
+from sod_train.runtime.model import SaliencyModel
+from sod_train.runtime.modelfile import model_problems
 
 
 def _utf8(folder: Path) -> Path:
@@ -265,7 +266,7 @@ def test_the_loader_names_each_problem(models):
     }
     for kind, words in expected.items():
         with pytest.raises(UserInputError) as caught:
-            load_session(models[kind])
+            SaliencyModel.open(models[kind])
         assert words in str(caught.value) and str(models[kind]) in str(caught.value)
 
 
@@ -279,7 +280,7 @@ def test_check_names_string_output_and_bad_names_as_failures(models):
 def test_a_valid_model_still_loads(tmp_path):
     model = onnx.load_model_from_string(build_model().SerializeToString())
     assert model_problems(model) == []
-    assert load_session(save(model, tmp_path / "ok.onnx")) is not None
+    assert SaliencyModel.open(save(model, tmp_path / "ok.onnx")) is not None
 
 
 # -- a model that never finishes is stopped at its deadline, never waited on ----------------

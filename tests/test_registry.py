@@ -12,7 +12,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from test_schema import make_metrics
 
-from sod_train.check.modelio import parameter_count
 from sod_train.errors import SodTrainError
 from sod_train.hashing import file_sha256
 from sod_train.paths import REGISTRY_PATH, REPO_ROOT
@@ -22,6 +21,7 @@ from sod_train.release.schema import (
     registry_file_problems,
     validate_registry,
 )
+from sod_train.runtime.modelfile import parameter_count
 
 
 def _shipped_entries() -> list[dict[str, Any]]:

@@ -270,7 +270,7 @@ def test_no_export_trains_and_checkpoints_only(synthetic_root, tmp_path):
 
 
 def test_train_from_a_data_cache_equals_training_from_the_folder(synthetic_root, tmp_path):
-    from sod_train.data.cache import write_cache
+    from sod_train.fetch.cache import write_cache
 
     write_cache(synthetic_root, tmp_path / "cache", shard_bytes=64 * 1024, quiet=True)
     common = [*SMALL, "--min-val-iou", "0", "--quiet"]

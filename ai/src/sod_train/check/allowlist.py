@@ -16,6 +16,7 @@ import onnx
 
 from sod_train.errors import UserInputError
 from sod_train.paths import ALLOWLIST_PATH
+from sod_train.runtime.modelfile import text
 
 DEFAULT_ALLOWLIST = ALLOWLIST_PATH
 
@@ -23,12 +24,6 @@ DEFAULT_ALLOWLIST = ALLOWLIST_PATH
 FORBIDDEN_OPS = frozenset({"Resize", "Upsample"})
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
-
-
-def text(value: str | bytes) -> str:
-    """A proto string field as text: invalid UTF-8 (which protobuf hands back as bytes)
-    is decoded with replacement characters, so a corrupt model can still be described."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def load_allowlist(path: str | Path = DEFAULT_ALLOWLIST) -> frozenset[str]:
@@ -70,18 +65,6 @@ def iter_nodes(graph: onnx.GraphProto, prefix: str = "") -> Iterator[tuple[str, 
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for k, sub in enumerate(attr.graphs):
                     yield from iter_nodes(sub, f"{location}/{text(attr.name)}[{k}]/")
-
-
-def iter_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """Yield ``graph`` and every sub-graph nested in its nodes' attributes."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from iter_graphs(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from iter_graphs(sub)
 
 
 def _domain_name(domain: str) -> str:

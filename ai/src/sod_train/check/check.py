@@ -8,7 +8,7 @@ model must actually run in onnxruntime (CPU) at awkward sizes, give a finite map
 in [0,1] of the input's size, be deterministic, and match its golden vectors.
 
 Only a file that cannot be read or parsed as ONNX raises (UserInputError, exit 2; it is
-read by the one model loader, :mod:`sod_train.check.modelio`, so a FIFO or a device is refused
+read by the one model loader, :mod:`sod_train.runtime.modelfile`, so a FIFO or a device is refused
 at once); every other problem, including runtime errors, names that are not UTF-8 and
 outputs of the wrong type, becomes a failed check line.
 The runtime checks feed only this module's own sizes, never the declared ones,
@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import onnx
 
-from sod_train.check import modelio
 from sod_train.check.allowlist import (
     DEFAULT_ALLOWLIST,
     disallowed_ops,
@@ -42,6 +41,8 @@ from sod_train.check.golden import (
 )
 from sod_train.contract import INPUT_NAME, MAX_IR_VERSION, OPSET, OUTPUT_NAME
 from sod_train.errors import SodTrainError, UserInputError, first_line
+from sod_train.runtime import modelfile
+from sod_train.runtime.session import ort_message
 
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = (
     (1, 1),
@@ -53,7 +54,6 @@ DEFAULT_SIZES: tuple[tuple[int, int], ...] = (
     (1080, 1920),
 )
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
-PROTOBUF_LIMIT = 2**31 - 1
 
 
 class Check(NamedTuple):
@@ -91,7 +91,7 @@ class CheckReport:
         }
 
 
-read_model = modelio.read_model  # the one loader: regular files only, bounded, parsed
+read_model = modelfile.read_model  # the one loader: regular files only, bounded, parsed
 
 
 def _dim(d: onnx.TensorShapeProto.Dimension) -> str:
@@ -170,7 +170,7 @@ def _check_opset(report: CheckReport, model: onnx.ModelProto) -> None:
     report.add("opset", ok, detail)
 
 
-_external_tensors = modelio.external_tensors
+_external_tensors = modelfile.external_tensors
 
 
 def _check_static(
@@ -215,7 +215,7 @@ def _run_once(run: Any, h: int, w: int) -> tuple[np.ndarray | None, str]:
     except RunStopped as exc:
         return None, f"{exc} (the model never finishes)"
     except Exception as exc:
-        return None, f"onnxruntime error: {modelio.ort_message(exc)}"
+        return None, f"onnxruntime error: {ort_message(exc)}"
     if out.dtype.kind != "f":
         return None, f"output is {out.dtype} data, expected float32"
     if out.shape != (1, 1, h, w):
@@ -236,21 +236,19 @@ def _check_runtime(
     golden_path: Path | None,
     model_sha256: str,
 ) -> None:
-    session = run = None
+    run = None
     if skip_reason is None:
         try:
             import onnxruntime as ort
 
-            session = modelio.create_session(data, threads=1)
-            run = ort_runner(session)
+            run = ort_runner(data, threads=1)
             report.add("ort_load", True, f"onnxruntime {ort.__version__} (CPU) loads the model")
         except UserInputError as exc:
-            session = None
             skip_reason = str(exc)
             report.add("ort_load", False, skip_reason)
     else:
         report.add("ort_load", False, f"not run: {skip_reason}")
-    if session is None or run is None:
+    if run is None:
         for h, w in sizes:
             report.add(f"run {h}x{w}", False, f"not run: {skip_reason}")
         report.add("deterministic", False, f"not run: {skip_reason}")
@@ -364,7 +362,7 @@ def check_proto(
     except Exception as exc:  # a proto too corrupt even to describe
         report.add("contract", False, f"model too malformed to inspect: {first_line(exc, 240)}")
         skip = skip or "model too malformed to inspect"
-    bad_names = modelio.non_utf8_names(model)
+    bad_names = modelfile.non_utf8_names(model)
     if bad_names:
         more = f" (+{len(bad_names) - 3} more)" if len(bad_names) > 3 else ""
         skip = skip or f"names that are not valid UTF-8: {', '.join(bad_names[:3])}{more}"

@@ -101,48 +101,36 @@ def _f32(value: Any) -> float:
 
 
 def ort_runner(model: Any, threads: int = 1) -> Runner:
-    """A runner over onnxruntime (CPU) from a path, serialized bytes or an InferenceSession."""
-    import onnxruntime as ort
+    """A runner over onnxruntime (CPU) from a path, serialized bytes or a SaliencyModel.
 
-    if isinstance(model, ort.InferenceSession):
-        session = model
+    A path opens through the one model object (read, validated). Bytes go straight to the
+    one session builder: ``check`` judges a file's contract itself and wants the raw run.
+    Where ``onnx`` is missing (a bare host venv with numpy and onnxruntime,
+    ``scripts/runtime_matrix.py``) a path's bytes are run that way too.
+    """
+    from sod_train.runtime.session import ModelTimeout, create_session, run_first, session_io
+
+    try:  # the one model object; it needs onnx, which a bare runtime venv may lack
+        from sod_train.runtime.model import SaliencyModel
+    except ImportError:
+        SaliencyModel = None
+    if SaliencyModel is not None and isinstance(model, SaliencyModel):
+        session, input_name = model.session, model.input_name
+    elif SaliencyModel is not None and not isinstance(model, bytes):
+        opened = SaliencyModel.open(model, threads)
+        session, input_name = opened.session, opened.input_name
     else:
-        try:  # the one model loader; it needs onnx, which a bare runtime venv may lack
-            from sod_train.check import modelio
-        except ImportError:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.log_severity_level = 4
-            source = str(model) if isinstance(model, (str, Path)) else model
-            session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        else:
-            if isinstance(model, (str, Path)):
-                session = modelio.load_session(model, threads)
-            else:
-                session = modelio.create_session(model, threads)
-    try:
-        input_name = session.get_inputs()[0].name
-    except Exception as exc:  # a name that is not UTF-8, no input at all
-        raise UserInputError(
-            f"onnxruntime cannot name the model's input ({first_line(exc)})"
-        ) from None
+        data = model if isinstance(model, bytes) else Path(model).read_bytes()
+        session = create_session(data, threads)
+        input_name = session_io(session)[0]
 
     def run(x: np.ndarray) -> np.ndarray:
-        from sod_train import guards
+        try:
+            return run_first(session, input_name, x)
+        except ModelTimeout:
+            from sod_train import guards
 
-        options = ort.RunOptions()
-        options.log_severity_level = 4
-        with guards.stop_after(
-            guards.MAX_RUN_SECONDS, lambda: setattr(options, "terminate", True)
-        ) as stopped:
-            try:
-                return session.run(None, {input_name: x}, options)[0]
-            except Exception:
-                if stopped.is_set():
-                    raise RunStopped(
-                        f"still running after {guards.MAX_RUN_SECONDS:g} s; stopped"
-                    ) from None
-                raise
+            raise RunStopped(f"still running after {guards.MAX_RUN_SECONDS:g} s; stopped") from None
 
     return run
 
@@ -152,7 +140,7 @@ def reference_runner(model: Any) -> Runner:
     import onnx
     from onnx.reference import ReferenceEvaluator
 
-    from sod_train.check.modelio import read_model
+    from sod_train.runtime.modelfile import read_model
 
     proto = model if isinstance(model, onnx.ModelProto) else read_model(model)[1]
     evaluator = ReferenceEvaluator(proto)
@@ -422,7 +410,7 @@ def verify_golden(
     problems = []
     if check_sha256 and isinstance(model, (str, Path)):
         recorded = doc.get("model", {}).get("sha256")
-        from sod_train.check.modelio import read_model
+        from sod_train.runtime.modelfile import read_model
 
         actual = hashlib.sha256(read_model(model)[0]).hexdigest()
         if recorded and recorded != actual:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -10,7 +11,17 @@ import click
 
 from sod_train.errors import UserInputError
 from sod_train.evaluate.bench import format_table, parse_list, parse_size, run_bench
-from sod_train.guards import MAX_LIST, MAX_PIXELS, MAX_RUNS, MAX_SIDE, MAX_THREADS, MAX_WARMUP
+from sod_train.guards import (
+    MAX_LIST,
+    MAX_PIXELS,
+    MAX_RUNS,
+    MAX_SIDE,
+    MAX_THREADS,
+    MAX_WARMUP,
+    check_output_file,
+    read_json_object,
+    refuse_aliases,
+)
 
 
 def _thread_counts(text: str) -> list[int]:
@@ -56,6 +67,12 @@ def _thread_counts(text: str) -> list[int]:
     help="Untimed runs first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the result as `cost` (params, GMAC, median ms per cell, command, machine) "
+    "into this existing metrics JSON.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def bench(
     models: tuple[Path, ...],
@@ -64,6 +81,7 @@ def bench(
     runs: int,
     warmup: int,
     as_json: bool,
+    record: Path | None,
     quiet: bool,
 ) -> None:
     """Time MODEL.onnx... (1 to 16 models) with onnxruntime on CPU at each size and thread count.
@@ -78,11 +96,26 @@ def bench(
     thread_list = _thread_counts(threads)
     if len(models) > MAX_LIST:
         raise UserInputError(f"{len(models)} models: bench compares 1 to {MAX_LIST}")
+    if record is not None:  # before any timing: an existing JSON object, writable, no model
+        check_output_file(record, "the --record metrics JSON")
+        read_json_object(record, "the --record metrics JSON")
+        refuse_aliases([("a model", m) for m in models], [("--record", record)])
     rounds = len(size_list) * len(thread_list)
     with click.progressbar(length=rounds, label="bench", hidden=quiet, file=sys.stderr) as bar:
         report = run_bench(
             list(models), size_list, thread_list, runs, warmup, tick=lambda: bar.update(1)
         )
+    if record is not None:
+        from sod_train import atomicio
+        from sod_train.evaluate.bench import cost_record
+
+        doc = read_json_object(record, "the --record metrics JSON")
+        options = ["--sizes", sizes, "--threads", threads, "--runs", str(runs)]
+        command = shlex.join(
+            ["sod-train", "bench", *map(str, models), *options, "--warmup", str(warmup)]
+        )
+        doc["cost"] = cost_record(report, command)
+        atomicio.write_json(record, doc)
     if as_json:
         click.echo(json.dumps(report, indent=2, allow_nan=False))
     else:

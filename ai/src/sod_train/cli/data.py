@@ -1,4 +1,4 @@
-"""``sod-train build-cache``: the command over :mod:`sod_train.data.cache`."""
+"""``sod-train build-cache``: the command over :mod:`sod_train.fetch.cache`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from sod_train.data.cache import (
+from sod_train.errors import GateError
+from sod_train.fetch.cache import (
     MANIFEST,
     write_cache,
 )
-from sod_train.errors import GateError
 from sod_train.fetch.pins import pin_for_digest, pin_for_layout
 from sod_train.guards import check_output_dir
 

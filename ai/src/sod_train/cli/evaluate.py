@@ -148,6 +148,15 @@ def sources_from(
     show_default=True,
     help="Metric that ranks --worst (MAE: highest is worst; the others: lowest).",
 )
+@click.option(
+    "--short-side",
+    "short_sides",
+    multiple=True,
+    type=click.IntRange(1, MAX_SQUARE),
+    help="Rescale each picture so its short side is S (aspect kept) and run the model at "
+    "that size, as a host runs a frame of height S; repeatable, one row per S "
+    "(recorded as evaluations.<data set>@S). Replaces --size/--native.",
+)
 @click.pass_context
 def evaluate(
     ctx: click.Context,
@@ -169,6 +178,7 @@ def evaluate(
     by: str,
     threads: int | None,
     quiet: bool,
+    short_sides: tuple[int, ...],
 ) -> None:
     """Evaluate MODELS (.onnx), --pred-dir and --pred-root maps on the pairs of every --data
     set (MAE, F, S, E, wF, IoU); one row per method x data set.
@@ -192,6 +202,10 @@ def evaluate(
 
     sources_from(ctx, models, pred_dirs, native, pred_root)
     from_cli = click.core.ParameterSource.COMMANDLINE
+    if short_sides and (native or ctx.get_parameter_source("size") is from_cli):
+        raise click.UsageError("--short-side replaces --size and --native; give one of them")
+    if record is not None and len(short_sides) > 1:
+        raise click.UsageError("--record stores one result: give at most one --short-side")
     if record is not None and (len(models) != 1 or pred_dirs or pred_root):
         raise click.UsageError("--record stores one ONNX model's result: give exactly one MODEL")
     if ctx.get_parameter_source("by") is from_cli and worst is None:
@@ -229,7 +243,7 @@ def evaluate(
             writes.append(("--plots", path))
     tune_allocator()
     grid = tables.evaluate_grid(
-        models, pred_dirs, pred_root, datasets, size, native, threads, quiet, writes
+        models, pred_dirs, pred_root, datasets, size, native, threads, quiet, writes, short_sides
     )
     evaluations = [ev for g in grid for ev in g.evaluations]
     ranked = {}

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import click
 
-from sod_train.check.modelio import load_session
 from sod_train.guards import (
     MAX_CROP,
+    MAX_SQUARE,
+    MAX_THREADS,
     MAX_WORKERS,
     check_output_file,
     read_json_object,
     refuse_aliases,
 )
+from sod_train.runtime.model import SaliencyModel
 from sod_train.train.fold import fold_iou, load_fold, record_fold_iou
 
 
@@ -58,6 +60,20 @@ from sod_train.train.fold import fold_iou, load_fold, record_fold_iou
     type=click.Path(dir_okay=False, path_type=Path),
     help="Store the result as `fold_iou` in this metrics JSON (one model only).",
 )
+@click.option(
+    "--short-side",
+    "short_sides",
+    multiple=True,
+    type=click.IntRange(1, MAX_SQUARE),
+    help="Instead of the anchor's 256 crop protocol: score the whole fold pictures "
+    "rescaled so their short side is S (aspect kept), as a host runs a frame of height S, "
+    "with every SOD metric; repeatable, one row per model and S.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, MAX_THREADS),
+    help="onnxruntime intra-op threads [default: all cores].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def fold_iou_cmd(
     models: tuple[Path, ...],
@@ -70,9 +86,19 @@ def fold_iou_cmd(
     skip_bad: bool,
     as_json: bool,
     record: Path | None,
+    short_sides: tuple[int, ...],
+    threads: int | None,
     quiet: bool,
 ) -> None:
-    """Validation-fold IoU (anchor protocol) of one or more ONNX MODELS, side by side."""
+    """Validation-fold IoU (anchor protocol) of one or more ONNX MODELS, side by side.
+
+    With --short-side, the fold's whole pictures at the host's frame sizes instead.
+    """
+    if short_sides:
+        _fold_at_short_sides(
+            models, duts_root, seed, val_fraction, short_sides, threads, as_json, quiet
+        )
+        return
     if record and len(models) != 1:
         raise click.UsageError("--record takes exactly one model")
     if record:  # checked before any work: writable, a JSON object, not one of the models
@@ -80,7 +106,9 @@ def fold_iou_cmd(
         if record.exists():
             read_json_object(record, "the --record JSON")
         refuse_aliases([("the model", m) for m in models], [("--record", record)])
-    sessions = [(m, load_session(m)) for m in models]  # a bad model fails before decoding
+    opened = [
+        (m, SaliencyModel.open(m, threads)) for m in models
+    ]  # a bad model fails before decoding
     val = load_fold(
         duts_root, crop_size, seed, val_fraction, workers, quiet, convert_rgb_masks, skip_bad
     )
@@ -90,9 +118,9 @@ def fold_iou_cmd(
             "crop": crop_size,
             "seed": seed,
             "val_fraction": val_fraction,
-            **fold_iou(session, val, quiet),
+            **fold_iou(model, val, quiet),
         }
-        for m, session in sessions
+        for m, model in opened
     ]
     if record:
         record_fold_iou(record, {k: v for k, v in results[0].items() if k != "model"})
@@ -102,3 +130,37 @@ def fold_iou_cmd(
     click.echo(f"{'model':40s} {'n':>5s} {'IoU (per image)':>16s} {'IoU (per batch)':>16s}")
     for r in results:
         click.echo(f"{r['model']:40s} {r['n']:5d} {r['iou']:16.4f} {r['iou_batch']:16.4f}")
+
+
+def _fold_at_short_sides(
+    models: tuple[Path, ...],
+    duts_root: Path,
+    seed: int,
+    val_fraction: float,
+    short_sides: tuple[int, ...],
+    threads: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """``fold-iou --short-side``: the evaluate protocol on the fold, one row per model and S."""
+    from sod_train.evaluate.evaluate import (
+        evaluate_sources,
+        format_side_by_side,
+        make_sources,
+        tune_allocator,
+    )
+
+    tune_allocator()
+    evaluations = evaluate_sources(
+        make_sources(models),
+        duts_root,
+        threads=threads,
+        quiet=quiet,
+        short_sides=short_sides,
+        fold=(seed, val_fraction),
+    )
+    if as_json:
+        doc = {ev.source.label: ev.result for ev in evaluations}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(format_side_by_side(evaluations))

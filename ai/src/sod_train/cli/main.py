@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "quickstart": "train:quickstart",
     "train": "train:train",
     "export": "train:export",
+    "normalise": "normalise:normalise",
     "fold-iou": "fold:fold_iou_cmd",
     "fetch": "fetch:fetch",
     "verify-data": "fetch:verify_data",
@@ -37,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "diff": "release:diff",
     "card": "release:card",
     "register": "release:register",
+    "reproduce": "reproduce:reproduce",
     "predict": "predict:predict",
     "bench": "bench:bench",
     "build-cache": "data:build_cache",
@@ -162,3 +164,7 @@ def run_standalone(command: click.Command, prog_name: str) -> None:
 @click.version_option(__version__, prog_name="sod-train")
 def main() -> None:
     """Train, export, verify and evaluate a tiny salient-object-detection ONNX model."""
+
+
+if __name__ == "__main__":
+    main()

@@ -10,8 +10,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from sod_train.check.modelio import ModelTimeout, load_session
-from sod_train.data.imageio import load_rgb
+from sod_train.data.imageio import load_rgb, rgb_from_bytes
 from sod_train.errors import GateError, SodTrainError, UserInputError
 from sod_train.guards import MAX_SQUARE, MAX_THREADS
 from sod_train.predict.predict import (
@@ -21,9 +20,6 @@ from sod_train.predict.predict import (
     STDIO,
     VIEWS,
     Look,
-    decode_bytes,
-    default_model,
-    fixed_input_size,
     note,
     picture_for,
     plan_jobs,
@@ -34,16 +30,44 @@ from sod_train.predict.predict import (
     write_png,
 )
 from sod_train.predict.render import DEFAULT_THRESHOLD, parse_color
+from sod_train.release import registry
+from sod_train.runtime.model import SaliencyModel
+from sod_train.runtime.session import ModelTimeout
 
 
-def _run_size(
-    fixed: tuple[int, int] | None, size: int | None, native: bool
-) -> int | tuple[int, int] | None:
-    """The size the model runs at: N x N, the model's fixed size, or None for native."""
+def resolve_model(model: Path | None, quiet: bool) -> Path:
+    """``--model``, or the registry's default model (checked once); UserInputError if none."""
+    if model is not None:
+        return model
+    try:
+        entry = registry.model_entry(None, registry.REGISTRY_PATH)
+        path = registry.entry_onnx_path(entry, registry.REGISTRY_PATH)
+    except UserInputError as exc:
+        raise UserInputError(f"no default model shipped yet ({exc}); pass --model M.onnx") from None
+    if not path.is_file():
+        raise UserInputError(f"{path}: default model listed in the registry is missing")
+    if entry.get("smoke"):
+        note(
+            f"note: the default model {path.name} is a smoke model (a short CPU run, "
+            "weaker than a release); pass --model for another one",
+            quiet,
+        )
+    return path
+
+
+def _run_size(model: SaliencyModel, size: int | None, native: bool) -> int | tuple[int, int] | None:
+    """The size the model runs at: N x N, the model's fixed size, or None for native.
+
+    A model that normalises its own scale (it records a working size) runs at the
+    picture's native size by default, as a host runs it; any other at DEFAULT_SIZE.
+    """
     if native and size is not None:
         raise click.UsageError("--size and --native exclude each other")
+    fixed = model.fixed_size
     if fixed is None:
-        return None if native else (size or DEFAULT_SIZE)
+        if native or (size is None and model.working_size is not None):
+            return None
+        return size or DEFAULT_SIZE
     if native or (size is not None and (size, size) != fixed):
         raise UserInputError(f"this model only runs at {fixed[0]}x{fixed[1]}; drop --size/--native")
     return fixed
@@ -113,17 +137,17 @@ def _one_picture(
         raise UserInputError(
             "refusing to write PNG bytes to a terminal; redirect stdout or give OUTPUT.png"
         )
-    model_path = model if model is not None else default_model(quiet)
+    model_path = resolve_model(model, quiet)
     job = plan_single(src, dest, model_path, masks)
-    session = load_session(model_path, threads)
-    run_size = _run_size(fixed_input_size(session), size, native)
+    opened = SaliencyModel.open(model_path, threads)
+    run_size = _run_size(opened, size, native)
     if from_stdin:
-        rgb = decode_bytes(read_stream(sys.stdin.buffer))
+        rgb = rgb_from_bytes(read_stream(sys.stdin.buffer), STDIN_LABEL)
     else:
         rgb, _ = load_rgb(src)
     label = STDIN_LABEL if from_stdin else src
     try:
-        picture = picture_for(session, rgb, look, run_size, label, job.truth)
+        picture = picture_for(opened, rgb, look, run_size, label, job.truth)
     except ModelTimeout as exc:
         raise UserInputError(f"{model_path}: {exc}") from None
     if to_stdout:
@@ -196,12 +220,14 @@ def _one_picture(
 @click.option(
     "--size",
     type=click.IntRange(1, MAX_SQUARE),
-    help=f"Run the model at N x N and resize the map back (default {DEFAULT_SIZE}).",
+    help="Run the model at N x N and resize the map back [default: native size for a model "
+    f"that normalises its own scale (the shipped one), else {DEFAULT_SIZE}].",
 )
 @click.option(
     "--native",
     is_flag=True,
-    help="Run the model at each picture's own size (pictures up to 16 MP).",
+    help="Run the model at each picture's own size (pictures up to 16 MP); the default for "
+    "a model that normalises its own scale.",
 )
 @click.option(
     "--threads",
@@ -257,17 +283,17 @@ def predict(
             raise click.UsageError("--json prints to stdout, where OUTPUT - writes the PNG")
         _one_picture(*inputs, model, look, masks, size, native, threads, quiet, as_json)
         return
-    model_path = model if model is not None else default_model(quiet)
+    model_path = resolve_model(model, quiet)
     jobs = plan_jobs(list(inputs), out, look.kind, model_path, masks)
-    session = load_session(model_path, threads)
-    run_size = _run_size(fixed_input_size(session), size, native)
+    opened = SaliencyModel.open(model_path, threads)
+    run_size = _run_size(opened, size, native)
     failures: list[str] = []
     written: list[dict[str, str]] = []
     stderr = sys.stderr
     with click.progressbar(jobs, label="predict", hidden=quiet, show_pos=True, file=stderr) as bar:
         for job in bar:
             try:
-                predict_file(session, job, look, run_size)
+                predict_file(opened, job, look, run_size)
                 written.append({"input": str(job.src), "output": str(job.dest)})
             except ModelTimeout as exc:  # it would be as slow on every other picture
                 raise UserInputError(f"{model_path}: {exc}; no more pictures were run") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,13 @@ def train_options(fn: Callable) -> Callable:
             "Random window of side crop*[1-S, 1+S] resized to the crop; 0 = off.",
             type=click.FloatRange(0, 1, max_open=True),
         ),
+        recipe_option(
+            "--working-size",
+            "The exported graph normalises its own scale: it area-averages any frame by an "
+            "integer k so its short side lands near T, runs there and maps back to H x W; "
+            "0 = no normaliser (the old graphs).",
+            type=click.IntRange(0, 4096),
+        ),
         click.option(
             "--metrics-out",
             type=click.Path(dir_okay=False, path_type=Path),
@@ -228,9 +236,10 @@ FLAGS = ("skip_bad", "convert_rgb_masks")  # click gives False when absent: not 
 
 def run_train(options: dict[str, Any]) -> dict | None:
     """Build the recipe and the runtime once from the options, then train -> export."""
-    from sod_train.train.pipeline import train_and_export
+    from sod_train.export.pipeline import train_and_export
+    from sod_train.provenance import invocation
 
-    rt = Runtime(**{k: options.pop(k) for k in RUNTIME})
+    rt = Runtime(**{k: options.pop(k) for k in RUNTIME}, command=invocation())
     run = {k: options.pop(k) for k in PIPELINE}
     preset = options.pop("preset")
     recipe = {k: (v or None) if k in FLAGS else v for k, v in options.items()}
@@ -299,6 +308,11 @@ def train(as_json: bool = False, **options: Any) -> None:
     help="Op allowlist every node of the graph must be on.",
 )
 @click.option("--smoke", is_flag=True, help="Label the model a smoke/demo model in its metrics.")
+@click.option(
+    "--working-size",
+    type=click.IntRange(0, 4096),
+    help="Scale normaliser's working size T; 0 = none [default: the checkpoint's recipe].",
+)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("--quiet", is_flag=True, help="No notes on stderr (errors still show).")
 def export(
@@ -308,6 +322,7 @@ def export(
     min_val_iou: float,
     allowlist: Path,
     smoke: bool,
+    working_size: int | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -323,6 +338,8 @@ def export(
         output, metrics_out, reads=[("the checkpoint", path), ("the op allowlist", allowlist)]
     )
     result = Checkpoint.load(path).result()
+    if working_size is not None:
+        result = replace(result, config=replace(result.config, working_size=working_size))
     if not result.finished and not quiet:
         click.echo(
             f"note: {path} is from an unfinished run (epoch {len(result.history)} of "

@@ -1,6 +1,6 @@
 """Training augmentation: random crop + flip, optional scale and colour jitter.
 
-The transform objects are built once from the recipe (:meth:`TrainConfig.augment`) and
+The transform objects are built once from the recipe (:meth:`TrainConfig.augments`) and
 passed to the loop, so a crop or a jitter strength has one name from the CLI to here.
 """
 
@@ -53,7 +53,7 @@ def apply_colour_jitter(images: torch.Tensor, factors: torch.Tensor) -> torch.Te
 
 @dataclass(frozen=True)
 class TrainAugment:
-    """The training transform, built once per crop from the recipe (``TrainConfig.augment``).
+    """The training transform, built once per crop from the recipe (``TrainConfig.augments``).
 
     A random ``crop x crop`` window and a random horizontal flip, optionally scale and
     colour jitter, drawn from one seeded ``torch.Generator`` so runs (and resumed runs)

@@ -47,6 +47,9 @@ def max_image_pixels() -> int | None:
     return Image.MAX_IMAGE_PIXELS or None
 
 
+# The picture extensions every folder walk accepts (pairs, predict, frame folders).
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
 _MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
 _STD = np.array(IMAGENET_STD, dtype=np.float32)
 

@@ -28,11 +28,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from sod_train.data.imageio import open_image
+from sod_train.data.imageio import IMAGE_EXTS, open_image
 from sod_train.errors import UserInputError
 from sod_train.hashing import file_sha256
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MASK_EXTS = (".png", ".bmp")
 ALLOWED_MASK_MODES = ("1", "L", "P")
 

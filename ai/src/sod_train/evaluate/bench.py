@@ -16,7 +16,6 @@ on a copy of the model with the input fixed to 1x3xHxW:
 from __future__ import annotations
 
 import math
-import os
 import platform
 import statistics
 import time
@@ -28,25 +27,20 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from sod_train.check import modelio
+from sod_train import guards, machine
 from sod_train.errors import UserInputError
 from sod_train.guards import MAX_LIST, MAX_RUNS, MAX_THREADS, MAX_WARMUP
+from sod_train.runtime.model import SaliencyModel
+from sod_train.runtime.modelfile import parameter_count, size_problem
+from sod_train.runtime.session import ModelTimeout, create_session
 
 NAMED_SIZES = {"4k": (2160, 3840)}
-FLOAT_TYPES = frozenset(
-    {
-        onnx.TensorProto.FLOAT,
-        onnx.TensorProto.FLOAT16,
-        onnx.TensorProto.BFLOAT16,
-        onnx.TensorProto.DOUBLE,
-    }
-)
 
 
 def parse_size(text: str) -> tuple[int, int]:
     """``256`` -> 256x256, ``720p`` -> 720x1280 (16:9, even width), ``HxW`` -> (H, W).
 
-    Sizes outside the run-size range (:func:`sod_train.check.modelio.size_problem`: sides up
+    Sizes outside the run-size range (:func:`sod_train.runtime.modelfile.size_problem`: sides up
     to 8192, at most 16.8 MP) are refused, so no size can ask for a huge allocation.
     """
     key = text.strip().lower()
@@ -67,7 +61,7 @@ def parse_size(text: str) -> tuple[int, int]:
         size = (0, 0)
     if min(size) < 1:
         raise UserInputError(f"size '{text[:40]}': expected N, Np (e.g. 720p) or HxW")
-    problem = modelio.size_problem(*size)
+    problem = size_problem(*size)
     if problem:
         raise UserInputError(f"size '{text}': {problem}")
     return size
@@ -120,7 +114,7 @@ def _run_shapes(
     known = {o.name for o in probe.graph.output} | {i.name for i in probe.graph.input}
     for name in sorted(names - known):
         probe.graph.output.append(onnx.ValueInfoProto(name=name))
-    session = modelio.create_session(probe.SerializeToString())
+    session = create_session(probe.SerializeToString())
     inp = session.get_inputs()[0].name
     x = np.zeros((1, 3, height, width), dtype=np.float32)
     outputs = session.run(None, {inp: x})
@@ -178,23 +172,49 @@ def _count_macs(model: onnx.ModelProto, height: int, width: int) -> int | None:
 
 
 def machine_description() -> dict[str, Any]:
-    """CPU model, core count and library versions, to record next to any timing."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """CPU model, core count, ISA features and library versions, to record with any timing."""
     return {
-        "cpu": cpu,
-        "cores": cores,
+        "cpu": machine.cpu_model(),
+        "cores": machine.available_cores(),
+        "isa": machine.isa_features(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "onnxruntime": ort.__version__,
     }
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    """One line naming the machine of a timing: CPU, cores, bf16 features, onnxruntime."""
+    features = ", ".join(machine.get("isa") or []) or "no AVX2/AVX-512"
+    return (
+        f"{machine['cpu']}, {machine['cores']} cores ({features}), "
+        f"onnxruntime {machine['onnxruntime']}"
+    )
+
+
+def cost_record(report: dict[str, Any], command: str) -> dict[str, Any]:
+    """The metrics JSON's ``cost`` from one :func:`run_bench` report, written by code.
+
+    Per model: ``params``, ``gmac_256`` and ``ms_<size>_<n>t`` (median) for every cell
+    that ran; the note names the command, the machine and the date.
+    """
+    models: dict[str, dict[str, Any]] = {}
+    for entry in report["models"]:
+        row: dict[str, Any] = {"params": entry["params"]}
+        if entry.get("gmac_256") is not None:
+            row["gmac_256"] = entry["gmac_256"]
+        models[entry["model"]] = row
+    for cell in report["results"]:
+        if cell["median_ms"] is not None:
+            key = f"ms_{cell['size']}_{cell['threads']}t"
+            models[cell["model"]][key] = round(cell["median_ms"], 3)
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    note = (
+        "params: Conv/ConvTranspose weights and biases of the ONNX file. GMAC: "
+        "multiply-accumulates per 1x3x256x256 frame. ms: median latency per frame "
+        f"(onnxruntime CPU), from `{command}` on {machine_line(report['machine'])}, {when}."
+    )
+    return {"note": note, "models": models}
 
 
 def _labels(paths: list[Path]) -> list[str]:
@@ -205,6 +225,10 @@ def _labels(paths: list[Path]) -> list[str]:
     ]
 
 
+def _gmac(macs: int | None) -> float | None:
+    return None if macs is None else round(macs / 1e9, 4)
+
+
 def _ratio(value: float | None, base: float | None) -> float | None:
     if value is None or not base:
         return None
@@ -212,7 +236,7 @@ def _ratio(value: float | None, base: float | None) -> float | None:
 
 
 def _time_models(
-    sessions: list[ort.InferenceSession],
+    models: list[SaliencyModel],
     frame: np.ndarray,
     runs: int,
     warmup: int,
@@ -225,29 +249,23 @@ def _time_models(
     after MAX_RUN_SECONDS is stopped, and the model is added to ``stopped`` (index ->
     reason) so that later sizes and thread counts skip it instead of waiting again.
     """
-    from sod_train import guards
-
     stopped = {} if stopped is None else stopped
-    feeds = [{modelio.session_io(session)[0]: frame} for session in sessions]
-    samples: list[list[float]] = [[] for _ in sessions]
-    errors: list[str | None] = [stopped.get(i) for i in range(len(sessions))]
+    samples: list[list[float]] = [[] for _ in models]
+    errors: list[str | None] = [stopped.get(i) for i in range(len(models))]
     for round_no in range(warmup + runs):
-        for i, (session, feed) in enumerate(zip(sessions, feeds, strict=True)):
+        for i, model in enumerate(models):
             if errors[i] is not None:
                 continue
-            options = modelio.run_options()
-            with modelio.deadline(options) as late:  # the timer starts outside the timing
-                start = time.perf_counter()
-                try:
-                    session.run(None, feed, options)
-                except Exception as exc:  # onnxruntime errors, MemoryError: the model fails
-                    errors[i] = modelio.ort_message(exc)
-                    if late.is_set():
-                        errors[i] = stopped[i] = (
-                            f"still running after {guards.MAX_RUN_SECONDS:g} s; stopped"
-                        )
-                    continue
-                elapsed = time.perf_counter() - start
+            try:
+                _, elapsed = model.run_timed(frame)
+            except ModelTimeout:
+                errors[i] = stopped[i] = (
+                    f"still running after {guards.MAX_RUN_SECONDS:g} s; stopped"
+                )
+                continue
+            except UserInputError as exc:  # onnxruntime errors, MemoryError: the model fails
+                errors[i] = str(exc)
+                continue
             if round_no >= warmup:
                 samples[i].append(elapsed * 1000.0)
     return samples, errors
@@ -303,10 +321,9 @@ def run_bench(
     labels = _labels(models)
     protos, blobs = [], []
     for path in models:  # every model read, validated and loaded once before any timing
-        data, proto = modelio.read_model(path)
-        modelio.session_for(path, data, proto, 1)
-        protos.append(proto)
-        blobs.append(data)
+        opened = SaliencyModel.open(path, 1)
+        protos.append(opened.proto)
+        blobs.append(opened.data)
     report: dict[str, Any] = {
         "machine": machine_description(),
         "settings": {"runs": runs, "warmup": warmup, "sizes": sizes, "threads": threads},
@@ -318,9 +335,9 @@ def run_bench(
         for i, proto in enumerate(protos)
         for name in sizes
     }
-    first_bytes, first_params = models[0].stat().st_size, modelio.parameter_count(protos[0])
+    first_bytes, first_params = models[0].stat().st_size, parameter_count(protos[0])
     for i, (path, proto) in enumerate(zip(models, protos, strict=True)):
-        size_bytes, params = path.stat().st_size, modelio.parameter_count(proto)
+        size_bytes, params = path.stat().st_size, parameter_count(proto)
         report["models"].append(
             {
                 "model": labels[i],
@@ -330,14 +347,15 @@ def run_bench(
                 "bytes_ratio": _ratio(size_bytes, first_bytes),
                 "params_ratio": _ratio(params, first_params),
                 "macs": {name: macs[(i, name)] for name in sizes},
+                "gmac_256": _gmac(count_macs(proto, 256, 256)),
             }
         )
     rng = np.random.default_rng(0)
     stopped: dict[int, str] = {}  # models stopped at their deadline: not run again
     for n_threads in threads:
         sessions = [
-            modelio.session_for(path, data, proto, n_threads)
-            for path, data, proto in zip(models, blobs, protos, strict=True)
+            SaliencyModel.open(data, n_threads, label=str(path))
+            for path, data in zip(models, blobs, strict=True)
         ]
         for name in sizes:
             height, width = parsed[name]

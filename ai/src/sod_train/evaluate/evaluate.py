@@ -2,12 +2,12 @@
 
 Protocol (what :data:`PROTOCOL` states in every result):
 
-1. the image is decoded to 8-bit RGB (EXIF orientation applied), resized to
-   ``size`` x ``size`` (Pillow bilinear), divided by 255 and ImageNet-normalised;
-   with ``native`` it keeps its own size;
-2. onnxruntime (CPU) runs the model; its [1,1,h,w] map is resized back to the mask's
-   size (Pillow bilinear on the float32 map) and quantised to uint8 as
-   ``rint(clip(map, 0, 1) * 255)``;
+1. the image is decoded to 8-bit RGB (EXIF orientation applied);
+2. :meth:`sod_train.runtime.model.SaliencyModel.map`, the one picture -> map step that
+   ``predict`` uses too: resized to ``size`` x ``size`` (Pillow bilinear; ``native``
+   keeps its own size), /255, ImageNet-normalised, run by onnxruntime (CPU), the float32
+   map resized back to the mask's size (bilinear) and clipped, then quantised to uint8
+   as ``rint(map * 255)`` (:func:`sod_train.runtime.model.to_uint8`);
 3. the uint8 map and the mask (foreground = value > 128) go to
    :class:`sod_train.evaluate.sod_metrics.SODMetrics` (PySODMetrics definitions).
 
@@ -22,8 +22,8 @@ import ctypes
 import os
 import sys
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +31,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from sod_train import atomicio, progress
-from sod_train.check import modelio
-from sod_train.check.modelio import load_session
 from sod_train.contract import LOWER_IS_BETTER
 from sod_train.data import pairs
-from sod_train.data.imageio import load_rgb, open_image, to_model_input
+from sod_train.data.imageio import load_rgb, open_image
 from sod_train.errors import UserInputError
 from sod_train.evaluate.sod_metrics import CURVE_KEYS, METRIC_KEYS, SODMetrics
-from sod_train.guards import read_json_object, refuse_aliases
+from sod_train.guards import MAX_SQUARE, read_json_object, refuse_aliases
+from sod_train.runtime.model import SaliencyModel, prepare, to_uint8
+from sod_train.runtime.modelfile import size_problem
 
 PROTOCOL = (
     "RGB {input}, /255, ImageNet mean/std; onnxruntime CPU; map {back}, "
@@ -81,8 +81,14 @@ def tune_allocator(threshold: int = 32 << 20) -> bool:
     return bool(mallopt(m_mmap_threshold, threshold)) and bool(mallopt(m_trim_threshold, threshold))
 
 
-def protocol_text(size: int | None) -> str:
-    """The one-line protocol for resizing to ``size`` x ``size``, or native size (None)."""
+def protocol_text(size: int | None, short_side: int | None = None) -> str:
+    """The one-line protocol for resizing to ``size`` x ``size``, native size (None), or
+    to a short side of ``short_side`` (aspect kept)."""
+    if short_side is not None:
+        return PROTOCOL.format(
+            input=f"resized to short side {short_side}, aspect kept (bilinear)",
+            back="resized back to the mask size (bilinear, float)",
+        )
     if size is None:
         return PROTOCOL.format(input="at native size (no resize)", back="at native size")
     return PROTOCOL.format(
@@ -123,28 +129,6 @@ def load_mask(path: Path) -> np.ndarray:
             return np.asarray(img if img.mode == "L" else img.convert("L"), dtype=np.uint8)
         except MASK_ERRORS as exc:
             raise UserInputError(f"{path}: cannot decode mask ({exc})") from None
-
-
-def predict_uint8(session: Any, rgb: np.ndarray, size: int | None) -> np.ndarray:
-    """Steps 1-2 of the protocol: the model's map for ``rgb`` as uint8 at rgb's size.
-
-    A failing run or an output that is not [1,1,h,w] at the input size raises
-    UserInputError (the caller adds the file name).
-    """
-    height, width = rgb.shape[:2]
-    x = to_model_input(rgb, size)
-    out = modelio.run(session, x)
-    if out.shape != (1, 1, *x.shape[2:]):
-        raise UserInputError(
-            f"model output has shape {list(out.shape)}, expected {[1, 1, *x.shape[2:]]}"
-        )
-    saliency = out[0, 0]
-    if saliency.shape != (height, width):
-        resized = Image.fromarray(saliency).resize((width, height), Image.Resampling.BILINEAR)
-        saliency = np.asarray(resized, dtype=np.float32)
-    if not np.isfinite(saliency).all():
-        raise UserInputError("model output is not finite (NaN or inf)")
-    return np.rint(np.clip(saliency, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -220,20 +204,40 @@ def load_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
 class Scorer:
     """Produces one source's uint8 maps under the protocol (model run or saved file)."""
 
-    def __init__(self, source: Source, size: int | None, threads: int | None) -> None:
-        self.source, self.size = source, size
-        self.session = load_session(source.path, threads) if source.kind == "onnx" else None
+    def __init__(
+        self,
+        source: Source,
+        size: int | None,
+        threads: int | None,
+        short_side: int | None = None,
+        model: SaliencyModel | None = None,
+    ) -> None:
+        self.source, self.size, self.short_side = source, size, short_side
+        if model is None and source.kind == "onnx":
+            model = SaliencyModel.open(source.path, threads)
+        self.model = model
         if source.kind == "maps" and not source.path.is_dir():
             raise UserInputError(f"{source.path}: --pred-dir is not a folder")
 
     def map_for(
-        self, pair: pairs.Pair, rgb: np.ndarray | None, shape: tuple[int, int]
+        self,
+        pair: pairs.Pair,
+        rgb: np.ndarray | None,
+        shape: tuple[int, int],
+        inputs: dict[tuple[Any, ...], np.ndarray] | None = None,
     ) -> np.ndarray:
-        """The map for ``pair`` at ``shape`` (rgb: the decoded image, for models)."""
-        if self.session is None:
+        """The map for ``pair`` at ``shape`` (rgb: the decoded image, for models).
+
+        ``inputs`` shares each prepared model input between the models of one picture.
+        """
+        if self.model is None:
             return load_map(find_map(self.source.path, pair), shape)
+        key = (self.size, self.short_side)
+        inputs = {} if inputs is None else inputs
+        if key not in inputs:
+            inputs[key] = prepare(rgb, self.size, self.short_side)
         try:
-            return predict_uint8(self.session, rgb, self.size)
+            return to_uint8(self.model.map_input(inputs[key], *rgb.shape[:2]))
         except UserInputError as exc:
             raise UserInputError(f"{self.source.path} on {pair.image}: {exc}") from None
 
@@ -253,10 +257,19 @@ def load_pair(pair: pairs.Pair, need_rgb: bool) -> tuple[np.ndarray | None, np.n
 
 
 def scan_sources(
-    sources: list[Source], data_dir: str | Path, writes: Iterable[tuple[str, Path]] = ()
+    sources: list[Source],
+    data_dir: str | Path,
+    writes: Iterable[tuple[str, Path]] = (),
+    fold: tuple[int, float] | None = None,
 ) -> pairs.PairScan:
-    """Scan the data and refuse, before any work, a write onto a model, data file or map."""
+    """Scan the data and refuse, before any work, a write onto a model, data file or map.
+
+    ``fold`` (seed, fraction) keeps only that validation fold's pairs, split exactly as
+    training splits (:func:`sod_train.data.pairs.split_scan`).
+    """
     scan = scan_dataset(data_dir)
+    if fold is not None:
+        _, scan.pairs = pairs.split_scan(scan, fold[1], fold[0])
     reads = [("the data file", p) for p in pairs.pair_files(scan.pairs)]
     for source in sources:
         if source.kind == "onnx":
@@ -276,46 +289,74 @@ def evaluate_sources(
     quiet: bool = False,
     name: str | None = None,
     writes: Iterable[tuple[str, Path]] = (),
+    short_sides: Sequence[int] = (),
+    fold: tuple[int, float] | None = None,
 ) -> list[Evaluation]:
     """Score every source on the pairs of ``data_dir`` in one pass over the data.
 
+    With ``short_sides``, each model is scored once per short side S (the picture
+    rescaled so its short side is S, as a host sees a frame of that height): one
+    result each, named ``<data set>@S`` and labelled ``<model>@S``. ``fold`` (seed,
+    fraction) scores only that validation fold of ``data_dir`` (:func:`scan_sources`).
+
     Each image and mask is decoded once for all sources. Per source the result has the
-    keys of :func:`evaluate_model` plus ``source`` ({kind, path}) and ``curves``
-    (:func:`curves_json`); ``seconds`` counts the shared decoding plus that source's own
-    model and metrics time. ``writes``: see :func:`evaluate_model`.
+    keys ``name`` (data-set name, see :func:`dataset_name`, or ``name``), ``n``, ``size``
+    (an int, ``"native"`` or ``"maps"``), ``protocol``, ``digest``, ``metrics`` (the nine
+    of :data:`sod_train.evaluate.sod_metrics.METRIC_KEYS`), ``seconds`` and ``img_per_s``
+    (the shared decoding plus that source's own model and metrics time), ``source``
+    ({kind, path}) and ``curves`` (:func:`curves_json`). Bad data, an unloadable model or
+    a failing run raise UserInputError naming the file. ``writes`` are the
+    ``(label, path)`` outputs the caller will write: refused before any work if one is a
+    model, a data file or a saved map.
     """
     if not sources:
         raise UserInputError("nothing to evaluate: give an ONNX model or --pred-dir")
-    problem = None if native else modelio.size_problem(size, size)
+    problem = None if native or short_sides else size_problem(size, size)
     if problem:
         raise UserInputError(f"--size {size}: {problem}")
+    for side in short_sides:
+        if not 1 <= side <= MAX_SQUARE:
+            raise UserInputError(f"--short-side {side}: must be 1 to {MAX_SQUARE}")
     run_size = None if native else size
-    scan = scan_sources(sources, data_dir, writes)
-    scorers = [Scorer(source, run_size, threads) for source in sources]
+    scan = scan_sources(sources, data_dir, writes, fold)
+    scorers = []
+    for source in sources:
+        first = Scorer(source, run_size, threads, short_sides[0] if short_sides else None)
+        scorers.append(first)
+        if source.kind == "onnx":  # one model object, several short sides
+            scorers += [Scorer(source, None, threads, s, first.model) for s in short_sides[1:]]
     need_rgb = any(source.kind == "onnx" for source in sources)
-    metrics = [SODMetrics() for _ in sources]
-    own = [0.0] * len(sources)
+    metrics = [SODMetrics() for _ in scorers]
+    own = [0.0] * len(scorers)
     shared = 0.0
     with progress.Bar(scan.pairs, label="evaluating", quiet=quiet) as bar:
         for pair in bar:
             start = time.perf_counter()
             rgb, mask = load_pair(pair, need_rgb)
             shared += time.perf_counter() - start
+            inputs: dict[tuple[Any, ...], np.ndarray] = {}
             for i, scorer in enumerate(scorers):
                 start = time.perf_counter()
-                metrics[i].step(scorer.map_for(pair, rgb, mask.shape), mask)
+                metrics[i].step(scorer.map_for(pair, rgb, mask.shape, inputs), mask)
                 own[i] += time.perf_counter() - start
     digest = pairs.content_digest(scan.root, pairs.pair_files(scan.pairs))
-    data_name = name or dataset_name(scan.image_dir, scan.root)
+    data_name = name or dataset_name(scan.image_dir, scan.root) + ("-fold" if fold else "")
     stems = [pair.stem for pair in scan.pairs]
     evaluations = []
-    for source, metric, seconds in zip(sources, metrics, own, strict=True):
+    for scorer, metric, seconds in zip(scorers, metrics, own, strict=True):
+        source, side = scorer.source, scorer.short_side
         seconds += shared
+        if source.kind == "maps":
+            shown_size: int | str = "maps"
+        elif side is not None:
+            shown_size = f"short{side}"
+        else:
+            shown_size = "native" if native else size
         result = {
-            "name": data_name,
+            "name": data_name if side is None or source.kind == "maps" else f"{data_name}@{side}",
             "n": metric.n,
-            "size": ("native" if native else size) if source.kind == "onnx" else "maps",
-            "protocol": protocol_text(run_size) if source.kind == "onnx" else MAPS_PROTOCOL,
+            "size": shown_size,
+            "protocol": protocol_text(run_size, side) if source.kind == "onnx" else MAPS_PROTOCOL,
             "digest": digest,
             "metrics": {key: round(value, 6) for key, value in metric.get_results().items()},
             "seconds": round(seconds, 3),
@@ -324,6 +365,8 @@ def evaluate_sources(
             "curves": curves_json(metric),
         }
         rows = list(zip(stems, metric.per_image(), strict=True))
+        if side is not None and len(short_sides) > 1 and source.kind == "onnx":
+            source = replace(source, label=f"{source.label}@{side}")
         evaluations.append(Evaluation(source, result, rows))
     return evaluations
 
@@ -338,31 +381,6 @@ def curves_json(metrics: SODMetrics) -> dict[str, Any]:
     out: dict[str, Any] = {"thresholds": list(range(256))}
     out.update({key: [round(float(v), 6) for v in arrays[key]] for key in CURVE_KEYS})
     return out
-
-
-def evaluate_model(
-    onnx_path: str | Path,
-    data_dir: str | Path,
-    size: int = 256,
-    native: bool = False,
-    threads: int | None = None,
-    quiet: bool = False,
-    name: str | None = None,
-    writes: Iterable[tuple[str, Path]] = (),
-) -> dict[str, Any]:
-    """Run the benchmark protocol of this module on one model and return the result dict.
-
-    Keys: ``name`` (data-set name, see :func:`dataset_name`, or ``name``), ``n``,
-    ``size`` (an int, or ``"native"``), ``protocol``, ``digest``, ``metrics`` (the nine
-    of :data:`sod_train.evaluate.sod_metrics.METRIC_KEYS`), ``seconds`` and ``img_per_s`` (the
-    whole loop: decoding, model and metrics), ``source`` and ``curves``. Bad data, an
-    unloadable model or a run that fails raise UserInputError naming the file. ``writes``
-    are the ``(label, path)`` outputs the caller will write: refused before any work if
-    one is the model, a data file or another output.
-    """
-    (source,) = make_sources([onnx_path])
-    (evaluation,) = evaluate_sources([source], data_dir, size, native, threads, quiet, name, writes)
-    return evaluation.result
 
 
 def worst_images(
@@ -440,6 +458,8 @@ def format_table(result: dict[str, Any]) -> str:
     """A small fixed-width table of the metrics, with a header line."""
     size = result["size"]
     shown = {"native": "native size", "maps": "saved maps"}.get(size, f"{size}x{size}")
+    if isinstance(size, str) and size.startswith("short"):
+        shown = f"short side {size[len('short') :]}"
     head = f"{result['name']}: n={result['n']}, {shown}, {result['img_per_s']} img/s"
     names = "  ".join(f"{key:>6}" for key in METRIC_KEYS)
     values = "  ".join(f"{result['metrics'][key]:>6.4f}" for key in METRIC_KEYS)

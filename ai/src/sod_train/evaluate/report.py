@@ -318,7 +318,7 @@ def build_report(
     chosen = [stem for group in picks.values() for stem in group]
     cells = thumbnails(sources, data_dir, chosen, None if native else size, threads)
     png = curves_png({ev.source.label: ev.result["curves"] for ev in evaluations})
-    from sod_train.release.curves import render_training_curves
+    from sod_train.evaluate.curves import render_training_curves
 
     training = []
     for path, history in histories:

@@ -170,8 +170,12 @@ def evaluate_grid(
     threads: int | None = None,
     quiet: bool = False,
     writes: Iterable[tuple[str, Path]] = (),
+    short_sides: Sequence[int] = (),
 ) -> list[GridResult]:
     """Score every method on every data set (each set in one pass over its data).
+
+    ``short_sides``: as in :func:`sod_train.evaluate.evaluate.evaluate_sources` (a row per
+    model and short side; the data set column keeps the set's own name).
 
     Every data set and method is checked (layouts, pred-root folders, names) before the
     first image is scored. ``writes``: outputs refused if they alias an input.
@@ -181,7 +185,10 @@ def evaluate_grid(
     writes = list(writes)
     return [
         GridResult(
-            ds, evaluate_sources(sources, ds.path, size, native, threads, quiet, ds.name, writes)
+            ds,
+            evaluate_sources(
+                sources, ds.path, size, native, threads, quiet, ds.name, writes, short_sides
+            ),
         )
         for ds, sources in plan
     ]

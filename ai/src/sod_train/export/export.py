@@ -27,7 +27,6 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from sod_train import __version__, atomicio
-from sod_train.check import modelio
 from sod_train.check.allowlist import DEFAULT_ALLOWLIST, load_allowlist
 from sod_train.check.check import check_proto
 from sod_train.check.golden import write_golden
@@ -41,8 +40,11 @@ from sod_train.contract import (
     WIDTH,
 )
 from sod_train.errors import GateError, UserInputError, first_line
+from sod_train.export.normaliser import add_normaliser, check_working_size, reference_map
 from sod_train.guards import check_release_outputs
 from sod_train.model.unet import build_model, count_parameters
+from sod_train.provenance import build_record
+from sod_train.runtime.model import SaliencyModel
 from sod_train.train.config import TrainResult
 
 PARITY_SIZES = ((256, 256), (257, 263), (97, 131))
@@ -107,11 +109,22 @@ def to_onnx(model: nn.Module) -> onnx.ModelProto:
     return simplified
 
 
-def verify_onnx(proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path) -> dict[str, Any]:
+def parity_sizes(working_size: int) -> tuple[tuple[int, int], ...]:
+    """PARITY_SIZES, plus one where the normaliser works (k = 2, H and W not multiples of 2)."""
+    if not working_size:
+        return PARITY_SIZES
+    return (*PARITY_SIZES, (2 * working_size + 1, 2 * working_size + 37))
+
+
+def verify_onnx(
+    proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path, working_size: int = 0
+) -> dict[str, Any]:
     """Every rule of ``check`` on the bytes to be written, then PyTorch parity.
 
     Raises GateError naming each failed rule: export and ``sod-train check`` share one
     authority (:func:`sod_train.check.check.check_proto`), so nothing ships that check refuses.
+    Parity compares onnxruntime with the PyTorch network inside the normaliser's numpy
+    reference (:func:`sod_train.export.normaliser.reference_map`).
     """
     data = proto.SerializeToString()
     allowed = load_allowlist(allowlist_path)
@@ -119,14 +132,18 @@ def verify_onnx(proto: onnx.ModelProto, model: nn.Module, allowlist_path: Path) 
     if not report.passed:
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failed)
         raise GateError(f"export: the model breaks the host contract ({failed})")
-    session = modelio.create_session(data)
+    runtime = SaliencyModel.open(data, label="export")
     parity: dict[str, float] = {}
     rng = np.random.default_rng(0)
-    for h, w in PARITY_SIZES:
-        x = rng.standard_normal((1, 3, h, w), dtype=np.float32)
+
+    def network(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            expected = model(torch.from_numpy(x)).numpy()
-        (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+            return model(torch.from_numpy(x)).numpy()
+
+    for h, w in parity_sizes(working_size):
+        x = rng.standard_normal((1, 3, h, w), dtype=np.float32)
+        expected = reference_map(network, x, working_size)
+        got = runtime.run(x)
         if got.shape != (1, 1, h, w):
             raise GateError(f"export: output shape {got.shape} at input {h}x{w}")
         parity[f"{h}x{w}"] = float(np.abs(got - expected).max())
@@ -145,9 +162,15 @@ def build_metrics(
     checks: dict,
     params: int,
     min_val_iou: float,
+    command: str | None = None,
 ) -> dict[str, Any]:
-    """The metrics JSON, keys in a fixed order so two runs diff cleanly."""
-    return {
+    """The metrics JSON, keys in a fixed order so two runs diff cleanly.
+
+    ``command`` (the command line that trained it) adds ``build``
+    (:func:`sod_train.provenance.build_record`).
+    """
+    wall = time.time() - result.extra["started"] if "started" in result.extra else None
+    doc = {
         "schema_version": METRICS_SCHEMA_VERSION,
         "model_id": model_id,
         "created_by": f"sod-train {__version__}",
@@ -177,6 +200,7 @@ def build_metrics(
             "opset": OPSET,
             "ops": checks["ops"],
             "parity_max_abs_diff": checks["parity_max_abs_diff"],
+            "working_size": result.config.working_size,
         },
         "model": {
             "arch": {"anchor": "tiny_unet", "lite": "lite_unet"}[result.config.arch],
@@ -191,11 +215,7 @@ def build_metrics(
             "best_val_iou": result.best_val_iou,
             "best_val_iou_batch": result.best_val_iou_batch,
             "seconds_total": sum(h["seconds"] for h in result.history),
-            **(
-                {"wall_seconds": time.time() - result.extra["started"]}
-                if "started" in result.extra
-                else {}
-            ),
+            **({"wall_seconds": wall} if wall is not None else {}),
         },
         "gate": {
             "metric": "val_iou",
@@ -205,6 +225,9 @@ def build_metrics(
         },
         "environment": result.environment,
     }
+    if command:
+        doc["build"] = build_record(command, result.environment, wall)
+    return doc
 
 
 def export(
@@ -214,11 +237,12 @@ def export(
     min_val_iou: float = 0.5,
     allowlist_path: Path = DEFAULT_ALLOWLIST,
     smoke: bool = False,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Gate, build, verify, then write ``output`` (+ golden vectors + metrics JSON).
 
-    Returns the metrics dict. Raises GateError (exit 1) without writing anything when
-    the gate or a check fails.
+    Returns the metrics dict; ``command`` is recorded as ``build.command``. Raises
+    GateError (exit 1) without writing anything when the gate or a check fails.
     """
     output = Path(output)
     check_release_outputs(output, metrics_out, reads=[("the op allowlist", allowlist_path)])
@@ -233,10 +257,12 @@ def export(
         ) from None
     params = count_parameters(model)
     folded = fold_batchnorm(model)
-    proto = to_onnx(folded)
-    checks = verify_onnx(proto, folded, allowlist_path)
+    working_size = result.config.working_size
+    check_working_size(working_size)
+    proto = add_normaliser(to_onnx(folded), working_size)
+    checks = verify_onnx(proto, folded, allowlist_path, working_size)
     onnx_bytes = proto.SerializeToString()
-    metrics = build_metrics(result, output.stem, onnx_bytes, checks, params, min_val_iou)
+    metrics = build_metrics(result, output.stem, onnx_bytes, checks, params, min_val_iou, command)
     if smoke or result.config.preset == "smoke-cpu":
         metrics["smoke"] = True
     metrics_text = json.dumps(finite_or_null(metrics), indent=2, allow_nan=False) + "\n"

@@ -1,8 +1,8 @@
 """Run a saliency ONNX model on people's pictures and write one PNG per picture.
 
 Two ways in. **One picture**: :func:`plan_single` checks ``INPUT OUTPUT`` (a file or
-``-`` for stdin, a ``.png`` file or ``-`` for stdout), :func:`decode_bytes` decodes
-piped bytes by the same rules as a file, and :func:`picture_for` renders the result.
+``-`` for stdin, a ``.png`` file or ``-`` for stdout), :func:`sod_train.data.imageio.rgb_from_bytes`
+decodes piped bytes by the same rules as a file, and :func:`picture_for` renders the result.
 **Files and folders**: :func:`plan_jobs` expands them into :class:`Job` s and
 :func:`predict_file` writes each one. Rendering itself lives in
 :mod:`sod_train.predict.render`; :class:`Look` says which picture is wanted.
@@ -23,9 +23,10 @@ Ground truth for the side-by-side view (``masks``) is matched by file stem, keep
 the folder structure: ``photos/sub/a.jpg`` takes ``MASKS/sub/a.<any image ext>``. A
 picture without one stops the run before any work (one line naming it).
 
-By default the model runs at ``DEFAULT_SIZE`` x ``DEFAULT_SIZE`` and the map is
-resized back to the picture (bilinear), so a 6000x4000 photo costs the same model
-memory as a thumbnail; ``native`` runs at the picture's own size (up to
+The model runs through :meth:`sod_train.runtime.model.SaliencyModel.map`, the same
+step ``evaluate`` scores. By default at ``DEFAULT_SIZE`` x ``DEFAULT_SIZE`` with the
+map resized back to the picture (bilinear, on floats), so a 6000x4000 photo costs the
+same model memory as a thumbnail; ``native`` runs at the picture's own size (up to
 ``MAX_NATIVE_PIXELS``).
 """
 
@@ -39,21 +40,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
 from sod_train import atomicio
-from sod_train.check import modelio
-from sod_train.data.imageio import load_rgb, rgb_from_bytes, to_model_input
+from sod_train.data.imageio import IMAGE_EXTS, load_rgb
 from sod_train.errors import UserInputError
 from sod_train.guards import check_output_dir, check_output_file, refuse_aliases
 from sod_train.predict import render as draw
-from sod_train.release import registry
+from sod_train.runtime.model import SaliencyModel, to_uint8
 
 FORMATS = ("mask", "cutout", "overlay")
 VIEWS = ("single", "side-by-side")
 OUTPUT_SUFFIXES = tuple(f".{kind}.png" for kind in (*FORMATS, "side-by-side"))
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 DEFAULT_SIZE = 256
 MAX_NATIVE_PIXELS = 16_000_000
 MAX_STDIN_BYTES = 256 << 20  # a picture piped in; an 89 MP PNG fits
@@ -99,28 +97,6 @@ def note(message: str, quiet: bool = False) -> None:
     """A progress note on stderr (stdout may carry a PNG), unless ``quiet``."""
     if not quiet:
         print(message, file=sys.stderr, flush=True)
-
-
-def default_model(quiet: bool = False) -> Path:
-    """The registry's default model, or UserInputError telling the user to pass --model."""
-    try:
-        path = registry.default_model_path(registry.REGISTRY_PATH)
-    except UserInputError as exc:
-        raise UserInputError(f"no default model shipped yet ({exc}); pass --model M.onnx") from None
-    if not path.is_file():
-        raise UserInputError(f"{path}: default model listed in the registry is missing")
-    if registry.model_entry(None, registry.REGISTRY_PATH).get("smoke"):
-        note(
-            f"note: the default model {path.name} is a smoke model (a short CPU run, "
-            "weaker than a release); pass --model for another one",
-            quiet,
-        )
-    return path
-
-
-def fixed_input_size(session: ort.InferenceSession) -> tuple[int, int] | None:
-    """(height, width) if the model's input has fixed spatial dims, else None."""
-    return modelio.fixed_input_size(session)
 
 
 def output_name(rel: Path, fmt: str) -> Path:
@@ -316,39 +292,17 @@ def read_stream(stream: BinaryIO, what: str = STDIN_LABEL, limit: int = MAX_STDI
     return b"".join(chunks)
 
 
-def decode_bytes(data: bytes, what: str = STDIN_LABEL) -> np.ndarray:
-    """Decode picture bytes to EXIF-oriented ``uint8`` HxWx3 RGB, as a file would be.
-
-    The same rules as :func:`sod_train.data.imageio.load_rgb` (one implementation:
-    :func:`sod_train.data.imageio.rgb_from_bytes`); errors read ``"<what>: problem"``.
-    """
-    return rgb_from_bytes(data, what)
-
-
 def saliency_map(
-    session: ort.InferenceSession, rgb: np.ndarray, size: int | tuple[int, int] | None
+    model: SaliencyModel, rgb: np.ndarray, size: int | tuple[int, int] | None
 ) -> np.ndarray:
-    """Run the model on ``uint8`` RGB; return its map as ``uint8`` HxW (0..255) at rgb's size.
+    """The model's map of ``uint8`` RGB as ``uint8`` HxW (0..255) at rgb's size.
 
-    ``size`` None runs at the picture's own size; otherwise at N x N or (height, width)
-    and the 8-bit map is resized back bilinearly (8-bit keeps a 24 MP map at 24 MB).
-    Model failures raise UserInputError.
+    The one picture -> map step (:meth:`SaliencyModel.map`) then the one quantisation
+    (:func:`to_uint8`), exactly what ``evaluate`` scores. ``size`` None runs at the
+    picture's own size, otherwise at N x N or (height, width). Model failures raise
+    UserInputError.
     """
-    height, width = rgb.shape[:2]
-    x = to_model_input(rgb, size)
-    result = modelio.run(session, x)
-    if result.ndim < 2 or result.size != result.shape[-1] * result.shape[-2] or not result.size:
-        raise UserInputError(f"model output has shape {list(result.shape)}, expected [1,1,H,W]")
-    bad = int(result.size - np.count_nonzero(np.isfinite(result)))
-    if bad:
-        raise UserInputError(
-            f"model output has {bad:,} of {result.size:,} values NaN or infinite; no PNG written"
-        )
-    result = np.clip(result.reshape(result.shape[-2:]), 0.0, 1.0)
-    mask = Image.fromarray(np.rint(result * 255.0).astype(np.uint8))
-    if mask.size != (width, height):
-        mask = mask.resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(mask)
+    return to_uint8(model.map(rgb, size))
 
 
 def render(
@@ -387,7 +341,7 @@ def load_truth(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 
 def picture_for(
-    session: ort.InferenceSession,
+    model: SaliencyModel,
     rgb: np.ndarray,
     look: Look,
     size: int | tuple[int, int] | None,
@@ -403,7 +357,7 @@ def picture_for(
         )
     truth_map = load_truth(truth, (width, height)) if truth is not None else None
     try:
-        mask = saliency_map(session, rgb, size)
+        mask = saliency_map(model, rgb, size)
     except UserInputError as exc:  # keeps the kind: ModelTimeout stops the whole run
         raise type(exc)(f"{label}: {exc}") from None
     return render(rgb, mask, look, truth_map)
@@ -426,7 +380,7 @@ def write_png(picture: Image.Image, dest: Path) -> None:
 
 
 def predict_file(
-    session: ort.InferenceSession,
+    model: SaliencyModel,
     job: Job,
     look: Look | str,
     size: int | tuple[int, int] | None,
@@ -435,4 +389,4 @@ def predict_file(
     if isinstance(look, str):
         look = Look(fmt=look)
     rgb, _ = load_rgb(job.src)
-    write_png(picture_for(session, rgb, look, size, job.src, job.truth), job.dest)
+    write_png(picture_for(model, rgb, look, size, job.src, job.truth), job.dest)

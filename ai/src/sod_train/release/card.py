@@ -20,10 +20,9 @@ from typing import Any, NamedTuple
 from sod_train import atomicio
 from sod_train.contract import QUALITY_METRICS
 from sod_train.errors import UserInputError
-from sod_train.guards import check_output_file, refuse_aliases
+from sod_train.guards import check_output_file, read_json, refuse_aliases
 from sod_train.paths import ANCHOR_DIR, CARD_DIR, REGISTRY_PATH, REPO_ROOT
 from sod_train.release.schema import (
-    load_json,
     validate_evaluations,
     validate_metrics,
     validate_registry,
@@ -387,29 +386,34 @@ def _latency(m: dict[str, Any]) -> list[str]:
 
 
 def _cost(m: dict[str, Any]) -> list[str]:
-    """Params, GMAC per 256² frame and 1080p CPU latency, ours beside the anchors (``cost``)."""
+    """Params, GMAC per 256² frame and CPU latency per size and thread count, ours beside
+    the anchors (``cost``, written by ``sod-train bench --record``)."""
     cost = m.get("cost")
     if not cost:
         return []
+    cells: list[str] = []  # ms_<size>_<n>t keys in first-seen order
+    for row in cost["models"].values():
+        cells += [k for k in row if k.startswith("ms_") and k not in cells]
     rows = [
         [
             f"`{_esc(name)}`",
             f"{row['params']:,}",
             _num(row.get("gmac_256"), 3),
-            _num(row.get("ms_1080p_1t"), 1),
-            _num(row.get("ms_1080p_2t"), 1),
+            *(_num(row.get(key), 1) for key in cells),
         ]
         for name, row in cost["models"].items()
     ]
+
+    def heading(key: str) -> str:
+        size, threads = key[len("ms_") :].rsplit("_", 1)
+        return f"{size} ms, {threads[:-1]} thread{'s' if threads != '1t' else ''}"
+
     return [
         "## Cost",
         "",
         _esc(cost["note"]),
         "",
-        *_table(
-            ["model", "params (ONNX)", "GMAC / 256²", "1080p ms, 1 thread", "1080p ms, 2 threads"],
-            rows,
-        ),
+        *_table(["model", "params (ONNX)", "GMAC / 256²", *map(heading, cells)], rows),
         "",
     ]
 
@@ -855,7 +859,7 @@ def _registry_entry(model_id: str, registry_path: Path) -> dict[str, Any] | None
     """The registry entry for ``model_id``, or None if the model (or default registry) is absent."""
     if registry_path == REGISTRY_PATH and not registry_path.exists():
         return None
-    registry = load_json(registry_path, "the model registry")
+    registry = read_json(registry_path, "the model registry")
     problems = validate_registry(registry)
     if problems:
         raise UserInputError(f"{registry_path}: invalid registry: {problems[0]}")
@@ -865,7 +869,7 @@ def _registry_entry(model_id: str, registry_path: Path) -> dict[str, Any] | None
 def _load_anchor(path: Path) -> tuple[str, dict[str, Any]]:
     """(label, document) of an anchor file: a JSON object with an ``evaluations`` section
     and optionally a ``fold_iou`` section (as ``sod-train fold-iou --record`` writes)."""
-    doc = load_json(path, "the anchor metrics")
+    doc = read_json(path, "the anchor metrics")
     if not isinstance(doc, dict) or "evaluations" not in doc:
         raise UserInputError(f"{path}: no 'evaluations' section to compare against")
     problems = validate_evaluations(doc["evaluations"])
@@ -883,10 +887,10 @@ def default_anchor_paths() -> list[Path]:
 
 def _exported_params(metrics_path: Path, metrics: dict[str, Any]) -> int | None:
     """The exported parameter count of an unregistered model, from its ONNX file beside
-    the metrics (:func:`sod_train.check.modelio.parameter_count`, the one definition); None
+    the metrics (:func:`sod_train.runtime.modelfile.parameter_count`, the one definition); None
     when that file is absent or is not the one the metrics describe."""
-    from sod_train.check.modelio import parameter_count, read_model
     from sod_train.hashing import file_sha256
+    from sod_train.runtime.modelfile import parameter_count, read_model
 
     path = Path(metrics_path).parent / metrics["onnx"]["file"]
     if not path.is_file() or file_sha256(path) != metrics["onnx"]["sha256"]:
@@ -922,7 +926,7 @@ def write_card(
     Without matplotlib the card is still written (its bytes do not depend on the image),
     an existing image is kept, and a note on stderr says so.
     """
-    metrics = load_json(metrics_path, "the metrics JSON")
+    metrics = read_json(metrics_path, "the metrics JSON")
     problems = validate_metrics(metrics)
     if problems:
         raise UserInputError(f"{metrics_path}: not a valid metrics file: {problems[0]}")
@@ -954,7 +958,7 @@ def write_card(
             quiet,
         )
     else:
-        from sod_train.release.curves import save_training_curves
+        from sod_train.evaluate.curves import save_training_curves
 
         save_training_curves(metrics["training"]["history"], image)
         drawn = image

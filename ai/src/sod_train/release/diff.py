@@ -16,7 +16,8 @@ from typing import Any
 
 from sod_train.contract import LOWER_IS_BETTER, QUALITY_METRICS
 from sod_train.fetch.pins import canonical_digest
-from sod_train.release.schema import load_json, validate_metrics
+from sod_train.guards import read_json
+from sod_train.release.schema import validate_metrics
 
 DEFAULT_MAX_DROP = 0.005
 # Differences this small are float noise from the JSON round trip, not changes.
@@ -178,7 +179,7 @@ def diff_metrics(
 
 def diff_files(old: Path, new: Path, max_drop: float = DEFAULT_MAX_DROP) -> DiffReport:
     """Load two metrics files (UserInputError if unreadable) and compare them."""
-    old_doc, new_doc = load_json(old, "a metrics JSON"), load_json(new, "a metrics JSON")
+    old_doc, new_doc = read_json(old, "a metrics JSON"), read_json(new, "a metrics JSON")
     return diff_metrics(old_doc, new_doc, str(old), str(new), max_drop)
 
 

@@ -49,10 +49,14 @@ def model_entry(model_id: str | None = None, path: Path = REGISTRY_PATH) -> dict
     raise UserInputError(f"{path}: no model with id '{wanted}'")
 
 
+def entry_onnx_path(entry: dict[str, Any], path: Path = REGISTRY_PATH) -> Path:
+    """Absolute path of the ONNX file of a registry ``entry`` read from ``path``."""
+    return (Path(path).resolve().parents[2] / entry["onnx"]).resolve()
+
+
 def default_model_path(path: Path = REGISTRY_PATH) -> Path:
     """Absolute path of the default shipped ONNX model."""
-    entry = model_entry(None, path)
-    return (Path(path).resolve().parents[2] / entry["onnx"]).resolve()
+    return entry_onnx_path(model_entry(None, path), path)
 
 
 def register_model(
@@ -65,11 +69,11 @@ def register_model(
     before anything is written, so a stale or half-released model never gets listed.
     """
     from sod_train import atomicio
-    from sod_train.check.modelio import parameter_count, read_model
     from sod_train.errors import GateError
     from sod_train.guards import read_json, refuse_aliases, require_regular_file
     from sod_train.hashing import file_sha256
     from sod_train.release.schema import registry_file_problems, validate_metrics
+    from sod_train.runtime.modelfile import parameter_count, read_model
 
     require_regular_file(onnx_path, "the ONNX model")  # named as given, before resolving
     root = Path(path).resolve().parents[2]

@@ -16,10 +16,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sod_train.check.modelio import parameter_count
 from sod_train.errors import UserInputError
 from sod_train.hashing import file_sha256
 from sod_train.paths import MODEL_DIR, REPO_ROOT
+from sod_train.runtime.modelfile import parameter_count
 
 SCHEMA_DIR = MODEL_DIR
 METRICS_SCHEMA_PATH = SCHEMA_DIR / "metrics.schema.json"
@@ -77,17 +77,6 @@ def _schema_problems(obj: Any, schema_path: Path, definition: str | None = None)
     return sorted(set(lines))
 
 
-def load_json(path: Path, what: str = "the JSON file") -> Any:
-    """Parse a JSON file strictly and boundedly; UserInputError naming the file if not.
-
-    One reader for every JSON the tools take (:func:`sod_train.guards.read_json`):
-    regular files only, a size and nesting-depth limit, NaN/Infinity rejected.
-    """
-    from sod_train.guards import read_json
-
-    return read_json(path, what)
-
-
 def validate_metrics(obj: Any) -> list[str]:
     """Problems with a metrics JSON document (parsed), checked against metrics.schema.json.
 
@@ -133,7 +122,7 @@ def registry_entry_problems(entry: dict[str, Any], root: Path = REPO_ROOT) -> li
     size = onnx_path.stat().st_size
     if size != entry["bytes"]:
         problems.append(f"{where}.bytes: {entry['bytes']} but {entry['onnx']} has {size}")
-    from sod_train.check.modelio import read_model
+    from sod_train.runtime.modelfile import read_model
 
     try:
         _, model = read_model(onnx_path)
@@ -158,7 +147,9 @@ def _entry_metrics_problems(entry: dict[str, Any], root: Path, onnx_sha: str) ->
     if not (root / entry["metrics"]).exists():
         return [f"{where}: metrics file {entry['metrics']} not found"]
     try:
-        metrics = load_json(root / entry["metrics"], "the metrics JSON")
+        from sod_train.guards import read_json
+
+        metrics = read_json(root / entry["metrics"], "the metrics JSON")
     except UserInputError as exc:
         return [f"{where}: metrics file {entry['metrics']} is unreadable ({exc})"]
     invalid = validate_metrics(metrics)

@@ -55,6 +55,9 @@ class TrainConfig:
     val_crop: int = 0  # validation (model selection) crop; 0 = crop_size, as the anchor
     skip_bad: bool = False
     convert_rgb_masks: bool = False
+    # The scale normaliser's working size T, added to the graph at export
+    # (sod_train.export.normaliser); 0 = none, the old graphs. Chosen on the fold (docs/scale.md).
+    working_size: int = 224
 
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides: Any) -> TrainConfig:
@@ -107,8 +110,9 @@ class TrainConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def same_weights_recipe(self, other: TrainConfig) -> bool:
-        """True if both recipes train the same weights (the gate and preset name aside)."""
-        ignore = {"min_val_iou": 0.0, "preset": ""}
+        """True if both recipes train the same weights (the gate, preset name and the
+        export-time working size aside)."""
+        ignore = {"min_val_iou": 0.0, "preset": "", "working_size": 0}  # export-time only
         return replace(self, **ignore) == replace(other, **ignore)
 
 
@@ -124,6 +128,7 @@ class Runtime:
     amp: bool | None = None  # bf16 autocast; None = on where bf16 is native (see cpu.py)
     threads: int | None = None  # torch intra-op threads; None = every core we may use
     stop_after_epoch: int | None = None  # end early (simulates an interruption; time slicing)
+    command: str | None = None  # the command line, recorded as build.command in the metrics
 
 
 @dataclass

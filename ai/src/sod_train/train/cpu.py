@@ -8,26 +8,14 @@ order in oneDNN kernels depends on it), so it is chosen once and recorded.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+from sod_train.machine import BF16_FLAGS, CPUINFO, cpu_flags, isa_features
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def bf16_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+def bf16_features(cpuinfo: Path = CPUINFO) -> list[str]:
     """The native-bf16 features present: the /proc/cpuinfo flags, else what torch reports."""
     found = sorted(set(BF16_FLAGS) & cpu_flags(cpuinfo))
     if not found and torch.backends.mkldnn.is_available():
@@ -39,14 +27,6 @@ def bf16_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
     return found
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def cpu_environment(amp: bool, threads: int) -> dict:
     """The metrics JSON's record of the CPU fast path."""
     return {
@@ -54,6 +34,7 @@ def cpu_environment(amp: bool, threads: int) -> dict:
         "amp_dtype": "bfloat16" if amp else None,
         "threads": threads,
         "cpu_bf16_features": bf16_features(),
+        "cpu_isa_features": isa_features(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "channels_last": True,
     }

@@ -13,11 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from sod_train import atomicio, progress
-from sod_train.check import modelio
 from sod_train.data.decode import DecodedSet, decode_pairs, normalize
 from sod_train.data.pairs import raise_if_problems, scan_pairs, split_scan
 from sod_train.errors import GateError, UserInputError
@@ -25,6 +23,7 @@ from sod_train.guards import (
     read_json_object,
 )
 from sod_train.model.losses import iou_at_half
+from sod_train.runtime.model import SaliencyModel
 
 BATCH = 32
 
@@ -49,14 +48,14 @@ def load_fold(
     return val
 
 
-def fold_iou(session: ort.InferenceSession, val: DecodedSet, quiet: bool = True) -> dict:
-    """IoU at 0.5 of the model in ``session`` on the decoded fold ``val``."""
+def fold_iou(model: SaliencyModel, val: DecodedSet, quiet: bool = True) -> dict:
+    """IoU at 0.5 of ``model`` on the decoded fold ``val``."""
     ious = []
     with progress.Bar(range(len(val)), label="fold IoU", quiet=quiet) as bar:
         for i in bar:
             x = normalize(val.images[i][None]).numpy()
             try:  # the one way to run a model: any failure, a deadline, a non-float output
-                prob = modelio.run(session, x)
+                prob = model.run(x)
             except UserInputError as exc:
                 raise GateError(f"model failed on the fold ({exc})") from None
             iou = iou_at_half(torch.from_numpy(prob), val.masks[i][None].float())

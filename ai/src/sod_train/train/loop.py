@@ -42,12 +42,13 @@ from sod_train.data.pairs import (
     split_scan,
 )
 from sod_train.errors import UserInputError
+from sod_train.machine import available_cores
 from sod_train.model.losses import iou_at_half, saliency_loss
 from sod_train.model.unet import build_model, count_parameters
 from sod_train.provenance import environment
 from sod_train.train import checkpoint
 from sod_train.train.config import Runtime, TrainConfig, TrainResult
-from sod_train.train.cpu import available_cores, bf16_features, cpu_environment
+from sod_train.train.cpu import bf16_features, cpu_environment
 from sod_train.train.distributed import DistInfo, all_reduce_sum, average_buffers, barrier, current
 
 VAL_BATCH = 32  # the anchor averages IoU per batch of 32; keep that fixed for comparability

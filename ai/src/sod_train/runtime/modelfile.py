@@ -1,39 +1,62 @@
-"""The one way every command opens an ONNX model: read, validate, then load it in onnxruntime.
+"""Reading and validating an ONNX file before anything runs it (onnx side, no onnxruntime).
 
 A model is read as a regular file of at most 2 GiB (:mod:`sod_train.guards`), parsed
 without external data, and checked for everything that would otherwise crash, hang or
 exhaust memory later: names that are not UTF-8, weights stored outside the file, an
 input that is not one float tensor [N,3,H,W], fixed H or W outside the documented size
-range (or 0), an output that is not a float tensor. Only then does onnxruntime load it,
-from the bytes already read (never the path again, so no external file is looked up),
-and every run goes through :func:`run`, which turns any runtime failure or non-float
-output into an error. Each problem is one UserInputError naming the file (exit 2);
-``sod-train check`` reports the same findings as FAIL lines instead.
+range (or 0), an output that is not a float tensor. :class:`sod_train.runtime.model.
+SaliencyModel` runs these before onnxruntime sees the bytes; ``sod-train check``
+reports the same findings as FAIL lines.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 import onnx
 
-from sod_train.check.allowlist import iter_graphs, text
 from sod_train.errors import UserInputError, first_line
 from sod_train.guards import (
     MAX_MODEL_BYTES,
     MAX_PIXELS,
     MAX_SIDE,
-    MAX_THREADS,
     read_bytes,
-    stop_after,
 )
 
+# The metadata key under which a graph with the scale normaliser records its working size T
+# (sod_train/export/normaliser.py); hosts and `predict` read it to know the graph rescales.
+WORKING_SIZE_KEY = "sod_train.working_size"
 
-class ModelTimeout(UserInputError):
-    """A run was stopped at its deadline: the model will not finish on any input either."""
+
+def text(value: str | bytes) -> str:
+    """A proto string field as text: invalid UTF-8 (which protobuf hands back as bytes)
+    is decoded with replacement characters, so a corrupt model can still be described."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def iter_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """Yield ``graph`` and every sub-graph nested in its nodes' attributes."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from iter_graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from iter_graphs(sub)
+
+
+def recorded_working_size(model: onnx.ModelProto) -> int | None:
+    """The working size a wrapped file records in its metadata, or None (not wrapped)."""
+    for prop in model.metadata_props:
+        if prop.key == WORKING_SIZE_KEY:
+            try:
+                return int(prop.value)
+            except ValueError:
+                return None
+    return None
 
 
 def parameter_count(model: onnx.ModelProto) -> int:
@@ -186,143 +209,3 @@ def model_problems(model: onnx.ModelProto) -> list[str]:
             + more
         ]
     return io_problems(model)
-
-
-_ORT_NODE_ERROR = re.compile(
-    r"running (\w+) node\. Name:'([^']*)' Status Message: (?:\S+:\d+ \S+ )?(.*)", re.S
-)
-
-
-_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
-
-
-def ort_message(exc: BaseException) -> str:
-    """onnxruntime's message in one line without its boilerplate: ``Op node 'name': reason``.
-
-    The one error policy for every onnxruntime failure: loading, running, describing.
-    """
-    match = _ORT_NODE_ERROR.search(str(exc))
-    if not match:
-        return first_line(RuntimeError(_ORT_PREFIX.sub("", str(exc).strip())), 240)
-    op, node, reason = match.groups()
-    return first_line(RuntimeError(f"{op} node '{node}': {reason}"), 240)
-
-
-def _session_options(threads: int | None) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 4  # failures are reported by us, once, not by ORT's logger
-    if threads is not None:
-        if not 1 <= threads <= MAX_THREADS:
-            raise UserInputError(f"threads {threads}: must be 1 to {MAX_THREADS}")
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return options
-
-
-def create_session(data: bytes, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session from serialized bytes; UserInputError (no path) if it fails."""
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(4)  # failures are reported by us, once
-    options = _session_options(threads)
-    try:
-        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises many types (Fail, InvalidGraph, ...)
-        raise UserInputError(f"onnxruntime refuses the model ({ort_message(exc)})") from None
-
-
-def session_io(session: Any) -> tuple[str, list[Any], str]:
-    """(input name, input shape, output type) as onnxruntime reports them; UserInputError."""
-    try:
-        inputs, outputs = session.get_inputs(), session.get_outputs()
-        return inputs[0].name, list(inputs[0].shape), outputs[0].type
-    except Exception as exc:  # UnicodeDecodeError, IndexError
-        raise UserInputError(f"onnxruntime cannot describe the model ({first_line(exc)})") from None
-
-
-def load_session(path: str | os.PathLike[str], threads: int | None = None) -> Any:
-    """Read, validate and load ``path`` in onnxruntime (CPU); UserInputError naming the file.
-
-    ``threads`` None keeps onnxruntime's default (all physical cores).
-    """
-    data, model = read_model(path)
-    return session_for(path, data, model, threads)
-
-
-def session_for(
-    path: str | os.PathLike[str], data: bytes, model: onnx.ModelProto, threads: int | None = None
-) -> Any:
-    """The session for a model already read by :func:`read_model` (validated first)."""
-    problems = model_problems(model)
-    if problems:
-        raise UserInputError(f"{path}: cannot load the model: {'; '.join(problems)}")
-    try:
-        session = create_session(data, threads)
-        _, shape, out_type = session_io(session)
-    except UserInputError as exc:
-        raise UserInputError(f"{path}: cannot load the model: {exc}") from None
-    if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
-        raise UserInputError(
-            f"{path}: cannot load the model: expected one input [1,3,H,W], got {shape}"
-        )
-    if out_type != "tensor(float)":
-        raise UserInputError(
-            f"{path}: cannot load the model: output is {out_type}, expected tensor(float)"
-        )
-    return session
-
-
-def fixed_input_size(session: Any) -> tuple[int, int] | None:
-    """(height, width) if the model's input has fixed spatial dims, else None."""
-    _, shape, _ = session_io(session)
-    height, width = shape[2:]
-    if isinstance(height, int) and isinstance(width, int):
-        return height, width
-    return None
-
-
-def run_options() -> Any:
-    """Fresh onnxruntime RunOptions (log level quiet), for :func:`deadline`."""
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-    options.log_severity_level = 4
-    return options
-
-
-def deadline(options: Any, seconds: float | None = None) -> Any:
-    """A context that stops a run using ``options`` after ``seconds`` (MAX_RUN_SECONDS)."""
-    from sod_train import guards
-
-    limit = guards.MAX_RUN_SECONDS if seconds is None else seconds
-    return stop_after(limit, lambda: setattr(options, "terminate", True))
-
-
-def run(session: Any, x: np.ndarray) -> np.ndarray:
-    """The model's first output for ``x`` as float32; UserInputError if the run fails.
-
-    Any onnxruntime failure, and an output that is not a numeric float array (a string
-    tensor, say), becomes one line; the caller adds the file name. A run still going
-    after MAX_RUN_SECONDS is stopped: ModelTimeout.
-    """
-    from sod_train import guards
-
-    name, _, _ = session_io(session)
-    options = run_options()
-    size = f"{x.shape[2]}x{x.shape[3]}"
-    with deadline(options) as stopped:
-        try:
-            out = session.run(None, {name: x}, options)[0]
-        except Exception as exc:  # onnxruntime errors, MemoryError, ...
-            if stopped.is_set():
-                raise ModelTimeout(
-                    f"model still running after {guards.MAX_RUN_SECONDS:g} s at {size}; "
-                    "stopped (a model that never finishes?)"
-                ) from None
-            raise UserInputError(f"model failed at {size} ({ort_message(exc)})") from None
-    out = np.asarray(out)
-    if out.dtype.kind != "f":
-        raise UserInputError(f"model output is {out.dtype} data, not float")
-    return out.astype(np.float32, copy=False)

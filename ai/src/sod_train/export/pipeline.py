@@ -42,7 +42,7 @@ def train_and_export(
             atomicio.ensure_writable_dir(metrics_out.parent, "metrics JSON")
     atomicio.ensure_writable_dir(checkpoint_dir, "checkpoints")
     if data_cache is not None:
-        from sod_train.data.cache import open_cache
+        from sod_train.fetch.cache import open_cache
 
         duts_root = open_cache(data_cache, quiet=rt.quiet)
     assert duts_root is not None
@@ -64,10 +64,11 @@ def train_and_export(
             f"sod-train export {checkpoint_dir} --output {output}"
         )
         return None
-    from sod_train.export.export import check_gate, export  # onnxsim: not for --no-export
+    from sod_train.export.export import export  # onnxsim: not for --no-export
 
-    check_gate(result, cfg.min_val_iou)
-    metrics = export(result, output, metrics_out, min_val_iou=cfg.min_val_iou, smoke=smoke)
+    metrics = export(
+        result, output, metrics_out, min_val_iou=cfg.min_val_iou, smoke=smoke, command=rt.command
+    )
     progress.note(
         f"wrote {output} (best val IoU {result.best_val_iou:.4f} at epoch "
         f"{result.best_epoch}, {metrics['model']['params']:,} params)",

@@ -1,0 +1,58 @@
+"""The machine a result was measured or built on: CPU model, ISA features, cores.
+
+Reproducibility claims name the CPU features they hold for (bf16 kernels differ between
+AVX512-BF16 and AMX-BF16), and every timing names its machine; both read it here.
+Reads /proc/cpuinfo only: no torch, so bench and check can use it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+CPUINFO = Path("/proc/cpuinfo")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# The ISA features that decide which oneDNN / onnxruntime kernels run.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def _field(name: str, cpuinfo: Path = CPUINFO) -> str | None:
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    flags = _field("flags", cpuinfo)
+    return set(flags.split()) if flags else set()
+
+
+def cpu_model(cpuinfo: Path = CPUINFO) -> str:
+    """The CPU's model name (/proc/cpuinfo), else what the platform says."""
+    return _field("model name", cpuinfo) or platform.processor() or platform.machine()
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def isa_features(cpuinfo: Path = CPUINFO) -> list[str]:
+    """Which of :data:`ISA_FLAGS` the CPU has, in that order."""
+    flags = cpu_flags(cpuinfo)
+    return [flag for flag in ISA_FLAGS if flag in flags]
+
+
+def describe(cpuinfo: Path = CPUINFO) -> str:
+    """One line for a figure or a build record: model, cores, ISA features."""
+    features = ", ".join(isa_features(cpuinfo)) or "none of " + "/".join(ISA_FLAGS)
+    return f"{cpu_model(cpuinfo)}, {available_cores()} cores ({features})"
