@@ -345,7 +345,7 @@ def test_fuzzed_files_never_crash(tmp_path, tiny):
 
 def test_anchor_v1_fails_and_names_the_sizes_that_break():
     if not ANCHOR_V1.exists():
-        pytest.skip(f"{ANCHOR_V1} not present")
+        pytest.skip(f"needs {ANCHOR_V1} (the reference anchor model); see README 'Test data'")
     result = cli(str(ANCHOR_V1))
     assert result.exit_code == 1
     out = result.stdout

@@ -16,6 +16,7 @@ from sod_train.evaluate import curves
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE_METRICS = REPO / "model" / "tiny" / "sod_tiny_v1.metrics.json"
+MPL_REASON = "matplotlib is the report extra: pip install -e '.[report]'"
 
 
 def _history() -> list[dict]:
@@ -42,7 +43,7 @@ def _legend(ax) -> list[str]:
 
 
 def test_figure_plots_losses_and_iou_per_epoch() -> None:
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason=MPL_REASON)
     history = _history()
     fig = curves.training_curves_figure(history)
     loss_ax, iou_ax = fig.axes
@@ -55,7 +56,7 @@ def test_figure_plots_losses_and_iou_per_epoch() -> None:
 
 
 def test_missing_keys_leave_series_out_or_gaps() -> None:
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason=MPL_REASON)
     history = [
         {"epoch": 1, "train_loss": 1.0, "val_iou": 0.5},
         {"epoch": 2, "train_loss": 0.8},  # no val_iou this epoch: a gap
@@ -72,7 +73,7 @@ def test_missing_keys_leave_series_out_or_gaps() -> None:
 
 
 def test_empty_history_gives_marked_empty_panels() -> None:
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason=MPL_REASON)
     fig = curves.training_curves_figure([])
     for ax in fig.axes:
         assert ax.get_lines() == []
@@ -85,7 +86,7 @@ def test_not_a_list_is_a_user_error() -> None:
 
 
 def test_png_bytes_are_deterministic_and_carry_no_stamp(tmp_path: Path) -> None:
-    mpl = pytest.importorskip("matplotlib")
+    mpl = pytest.importorskip("matplotlib", reason=MPL_REASON)
     history = _history()
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     curves.save_training_curves(history, a)
@@ -110,7 +111,7 @@ def test_png_bytes_are_deterministic_and_carry_no_stamp(tmp_path: Path) -> None:
 
 
 def test_different_history_different_png() -> None:
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason=MPL_REASON)
     history = _history()
     changed = [dict(row) for row in history]
     changed[-1]["val_iou"] = 0.1
@@ -118,7 +119,7 @@ def test_different_history_different_png() -> None:
 
 
 def test_failed_render_keeps_existing_image(tmp_path: Path, monkeypatch) -> None:
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason=MPL_REASON)
     out = tmp_path / "curves.png"
     out.write_bytes(b"old image")
 

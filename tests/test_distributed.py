@@ -13,7 +13,10 @@ from sod_train.model.unet import build_model
 from sod_train.train.config import TrainConfig
 from sod_train.train.loop import load_data, validate
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(),
+    reason="this torch build has no torch.distributed; install the torch wheel the README names",
+)
 
 
 def torchrun(args, tmp_path, timeout=300):
@@ -70,13 +73,21 @@ def test_two_rank_run_writes_once_and_validates_over_the_whole_set(synthetic_roo
     assert metrics["environment"]["world_size"] == 2
     assert metrics["data"]["val"] == 64
 
-    # A single process scoring the same checkpoint on the same fold gets the same IoU.
+    # A single process scoring the same checkpoint on the same fold gets the same IoU,
+    # when it runs the same computation as the ranks did: the trainer's channels_last
+    # model and thread count. A contiguous (NCHW) model makes oneDNN pick other conv
+    # kernels, whose float rounding differs by ISA (AVX2, AVX-512, AMX): not a property.
     state = torch.load(tmp_path / "ck" / "last.pt", weights_only=False)
     cfg = TrainConfig.from_dict(state["config"])
     _, val_set, _ = load_data(synthetic_root, cfg, workers=0, quiet=True)
-    model = build_model(cfg.model_config)
+    model = build_model(cfg.model_config).to(memory_format=torch.channels_last)
     model.load_state_dict(state["best_state"])
-    single = validate(model, val_set, cfg.loss, torch.device("cpu"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(metrics["environment"]["threads"])
+    try:
+        single = validate(model, val_set, cfg.loss, torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
     assert single["val_iou"] == pytest.approx(metrics["training"]["best_val_iou"], abs=1e-9)
     assert single["val_iou_batch"] == pytest.approx(
         metrics["training"]["best_val_iou_batch"], abs=1e-9

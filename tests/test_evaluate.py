@@ -32,7 +32,7 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first pairs of the shared DUTS-TE sample, copied into a DUTS layout."""
     if not MINI.is_dir():
-        pytest.skip(f"{MINI} not present")
+        pytest.skip(f"needs {MINI} (100 real DUTS-TE pairs); see README 'Test data'")
     root = tmp_path_factory.mktemp("mini")
     for sub in ("DUTS-TE-Image", "DUTS-TE-Mask"):
         (root / sub).mkdir()
@@ -170,8 +170,12 @@ def test_record_merges_into_a_metrics_json(data, model, tmp_path):
         assert doc["evaluations"]["ECSSD"] == other
         entry = doc["evaluations"]["DUTS-TE"]
         assert tuple(entry) == RECORDED_KEYS and entry["size"] == 32 and entry["n"] == N_PAIRS
-    schema = pytest.importorskip("sod_train.release.schema")
-    pytest.importorskip("jsonschema")
+    schema = pytest.importorskip(
+        "sod_train.release.schema", reason="needs jsonschema: pip install -e '.[test]'"
+    )
+    pytest.importorskip(
+        "jsonschema", reason="jsonschema is in the test extra: pip install -e '.[test]'"
+    )
     assert schema.validate_evaluations({"DUTS-TE": entry}) == []
 
 

@@ -76,7 +76,7 @@ def test_input_follows_the_documented_formula_elementwise():
 def test_documented_c_snippet_builds_the_identical_tensor(tmp_path):
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
-        pytest.skip("no C compiler")
+        pytest.skip("no C compiler (cc or gcc) on PATH: install gcc (apt-get install gcc)")
     doc = (REPO / "docs" / "golden.md").read_text()
     snippet = re.search(r"```c\n(.*?)```", doc, re.S).group(1)
     main = (

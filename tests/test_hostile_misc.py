@@ -73,7 +73,9 @@ def test_fetch_refuses_a_bad_url_scheme_before_any_work(tmp_path, url):
 
 def test_predict_unwritable_out_is_exit_2_before_any_work(tmp_path, picture):
     if not Path("/proc/sys").is_dir() or os.access("/proc/sys", os.W_OK):
-        pytest.skip("needs a folder this user cannot write")
+        pytest.skip(
+            "needs /proc/sys unwritable by this user (not root): run the tests as an ordinary user"
+        )
     model = save(build_model(), tmp_path / "m.onnx")
     out = Path("/proc/sys/sod-train-out")
     result = cli("predict", picture, "--model", model, "--out", out, "--quiet")
@@ -82,7 +84,9 @@ def test_predict_unwritable_out_is_exit_2_before_any_work(tmp_path, picture):
 
 def test_build_cache_and_fetch_unwritable_out_are_exit_2(tmp_path):
     if not Path("/proc/sys").is_dir() or os.access("/proc/sys", os.W_OK):
-        pytest.skip("needs a folder this user cannot write")
+        pytest.skip(
+            "needs /proc/sys unwritable by this user (not root): run the tests as an ordinary user"
+        )
     out = Path("/proc/sys/sod-train-out")
     data = data_folder(tmp_path / "D")
     refused(cli("build-cache", "--duts-root", data, "--out", out, "--quiet"), 2, out)

@@ -153,7 +153,9 @@ def test_symlink_loop_is_refused(tmp_path, metrics):
 
 def test_unreadable_file_is_refused(tmp_path, metrics):
     if os.geteuid() == 0:
-        pytest.skip("root reads any file")
+        pytest.skip(
+            "root reads any file, so the refusal cannot happen: run the tests as an ordinary user"
+        )
     locked = tmp_path / "locked.json"
     locked.write_text("{}")
     locked.chmod(0)

@@ -251,8 +251,6 @@ def test_cli_levers_reach_the_recipe_and_bad_values_are_refused(synthetic_root, 
             "csnet-push",
             "--no-separable",
             "--no-export",
-            "--epochs",
-            "1",
             "--checkpoint-dir",
             str(tmp_path / "ck2"),
         ],
@@ -268,23 +266,42 @@ def test_cli_levers_reach_the_recipe_and_bad_values_are_refused(synthetic_root, 
 # --- EMA under torchrun -----------------------------------------------------------------
 
 
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
+@pytest.mark.skipif(
+    not torch.distributed.is_available(),
+    reason="this torch build has no torch.distributed; install the torch wheel the README names",
+)
 def test_ema_under_torchrun_keeps_ranks_identical(synthetic_root, tmp_path):
-    """Rank 0's saved EMA model, scored alone, gives the loss both ranks measured together."""
+    """Both ranks validate bit-identical EMA weights and measure identical metrics.
+
+    This is the property DDP + EMA must keep on any CPU. The test does not compare
+    against a single process re-scoring the checkpoint: that is another computation
+    (a freshly built NCHW model, where the trainer's is channels_last), for which
+    oneDNN picks other convolution kernels whose float summation order depends on
+    the ISA (AVX2, AVX-512, AMX), so it agreed to 1e-9 on some CPUs and not others.
+    """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SOD_TRAIN_DIST_TIMEOUT": "60"}
-    script = str(REPO / "ai/scripts/train_saliency_student.py")
+    helper = str(REPO / "tests/ddp_rank_states.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     args = ["--duts-root", str(synthetic_root), "--output", str(tmp_path / "x.onnx"), "--quiet"]
     args += ["--epochs", "2", "--batch-size", "8", "--crop-size", str(CROP), "--ema", "0.9"]
     args += ["--device", "cpu", "--no-export", "--checkpoint-dir", str(tmp_path / "ck")]
+    ranks = tmp_path / "ranks"
     proc = subprocess.run(
-        [*cmd, script, *args], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+        [*cmd, helper, str(ranks), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    state = torch.load(tmp_path / "ck/last.pt", weights_only=False)
-    cfg = TrainConfig.from_dict(state["config"])
-    _, val_set, _ = load_data(synthetic_root, cfg, workers=0, quiet=True)
-    model = build_model(cfg.model_config)
-    model.load_state_dict(ema_weights(state))
-    single = validate(model, val_set, cfg.loss, torch.device("cpu"))
-    assert single["val_loss"] == pytest.approx(state["history"][-1]["val_loss"], abs=1e-9)
+    rank0, rank1 = (torch.load(ranks / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert len(rank0) == len(rank1) == 2  # one validation per epoch on each rank
+    for epoch0, epoch1 in zip(rank0, rank1, strict=True):
+        assert same_state(epoch0["state"], epoch1["state"])  # bit for bit
+        assert epoch0["metrics"] == epoch1["metrics"]  # exact floats, no tolerance
+    # What the ranks validated is the EMA model the checkpoint saves (rank 0 writes it).
+    saved = torch.load(tmp_path / "ck/last.pt", weights_only=False)
+    assert saved["config"]["ema"] == 0.9
+    assert same_state(ema_weights(saved), rank0[-1]["state"])
+    assert not same_state(saved["model"], rank0[-1]["state"])  # the EMA, not the raw weights

@@ -20,7 +20,9 @@ from sod_train.cli.main import main
 from sod_train.data.synthetic import make_synthetic_duts
 from sod_train.evaluate.sod_metrics import METRIC_KEYS
 
-pytest.importorskip("matplotlib")
+pytest.importorskip(
+    "matplotlib", reason="matplotlib is the report extra: pip install -e '.[report]'"
+)
 
 REPO = Path(__file__).resolve().parents[1]
 N_PAIRS = 14
@@ -199,7 +201,10 @@ def chromium(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="needs headless Chromium on PATH: apt-get install chromium (.ci/run does)",
+)
 def test_page_renders_in_headless_chromium(page, tmp_path):
     out, _ = page
     dom = chromium("--dump-dom", out.as_uri())

@@ -76,7 +76,10 @@ def _git(*args: str, cwd: Path = REPO) -> str:
 def test_quickstart_records_its_build_and_reproduces_bit_exactly(tmp_path):
     """Train the quickstart at HEAD in a worktree (as a user would), then `reproduce` it."""
     if not (REPO / ".git").exists():
-        pytest.skip("needs the git checkout (reproduce checks out the recorded commit)")
+        pytest.skip(
+            "needs the git checkout (reproduce checks out the recorded commit): "
+            "run the tests in a git clone"
+        )
     head = _git("rev-parse", "HEAD")
     tree = tmp_path / "tree"
     _git("worktree", "add", "--detach", str(tree), head)

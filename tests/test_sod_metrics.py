@@ -14,12 +14,13 @@ from sod_train.evaluate import sod_metrics as sm
 
 REPO = Path(__file__).resolve().parents[1]
 MINI = REPO.parent / "shared" / "data" / "duts-te-mini"
+PSM_REASON = "PySODMetrics (py_sod_metrics, with scipy) is the reference: pip install -e '.[test]'"
 N_REAL = 24  # pairs per prediction kind: enough variety, a few seconds with the reference
 
 
 def _reference(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     """The nine metrics computed by PySODMetrics (the test extra) on uint8 pairs."""
-    psm = pytest.importorskip("py_sod_metrics")
+    psm = pytest.importorskip("py_sod_metrics", reason=PSM_REASON)
     fm = psm.FmeasureV2(
         metric_handlers={
             "fm": psm.FmeasureHandler(with_dynamic=True, with_adaptive=True, beta=0.3),
@@ -71,7 +72,7 @@ def _assert_agree(pairs: list[tuple[np.ndarray, np.ndarray]], skip: tuple[str, .
 @pytest.fixture(scope="module")
 def real_pairs() -> list[tuple[Path, np.ndarray]]:
     if not MINI.is_dir():
-        pytest.skip(f"{MINI} not present")
+        pytest.skip(f"needs {MINI} (100 real DUTS-TE pairs); see README 'Test data'")
     masks = sorted((MINI / "DUTS-TE-Mask").glob("*.png"))[:N_REAL]
     return [
         (MINI / "DUTS-TE-Image" / f"{m.stem}.jpg", np.asarray(Image.open(m).convert("L")))
@@ -206,7 +207,7 @@ def _random_masks() -> list[np.ndarray]:
 
 
 def test_distance_transform_matches_scipy_including_ties():
-    ndimage = pytest.importorskip("scipy.ndimage")
+    ndimage = pytest.importorskip("scipy.ndimage", reason=PSM_REASON)
     for mask in _random_masks():
         dist, (rows, cols) = ndimage.distance_transform_edt(~mask, return_indices=True)
         ours, our_rows, our_cols = sm.distance_transform(mask)
@@ -216,7 +217,7 @@ def test_distance_transform_matches_scipy_including_ties():
 
 
 def test_distance_transform_matches_scipy_on_real_masks(real_pairs):
-    ndimage = pytest.importorskip("scipy.ndimage")
+    ndimage = pytest.importorskip("scipy.ndimage", reason=PSM_REASON)
     for _, gt in real_pairs[:8]:
         mask = gt > 128
         dist, (rows, cols) = ndimage.distance_transform_edt(~mask, return_indices=True)
@@ -232,7 +233,7 @@ def test_distance_transform_needs_a_true_pixel():
 
 
 def test_convolution_matches_scipy_zero_padding():
-    ndimage = pytest.importorskip("scipy.ndimage")
+    ndimage = pytest.importorskip("scipy.ndimage", reason=PSM_REASON)
     rng = np.random.default_rng(2)
     for h, w, kh, kw in [(1, 1, 7, 7), (2, 9, 3, 5), (40, 33, 7, 7), (5, 3, 9, 1)]:
         image = rng.random((h, w))
@@ -243,7 +244,7 @@ def test_convolution_matches_scipy_zero_padding():
 
 
 def test_gaussian_kernel_is_matlab_fspecial():
-    psm = pytest.importorskip("py_sod_metrics")
+    psm = pytest.importorskip("py_sod_metrics", reason=PSM_REASON)
     k = sm.gaussian_kernel_1d(7, 5.0)
     reference = psm.WeightedFmeasure().matlab_style_gauss2D((7, 7), sigma=5)
     np.testing.assert_allclose(np.outer(k, k), reference, rtol=1e-14, atol=0)
@@ -254,7 +255,7 @@ def test_gaussian_kernel_is_matlab_fspecial():
 
 def _reference_curves(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
     """PySODMetrics' PR, F-measure and E-measure arrays, reversed to threshold 0..255."""
-    psm = pytest.importorskip("py_sod_metrics")
+    psm = pytest.importorskip("py_sod_metrics", reason=PSM_REASON)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Fmeasure (not V2) warns that it is old; it has PR
         fm, em = psm.Fmeasure(), psm.Emeasure()

@@ -166,7 +166,7 @@ def test_unpatched_pin_rejects_a_synthetic_copy(tmp_path):
 
 def test_real_duts_te_subset_decodes_but_is_not_the_pinned_set():
     if not MINI.is_dir():
-        pytest.skip(f"{MINI} not present")
+        pytest.skip(f"needs {MINI} (100 real DUTS-TE pairs); see README 'Test data'")
     result = verify(str(MINI), "--json")
     report = json.loads(result.stdout)
     assert report["pairs"] == 100 and report["problems"] == []

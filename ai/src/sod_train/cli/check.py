@@ -37,12 +37,22 @@ from sod_train.errors import GateError
     is_flag=True,
     help="Also verify the video conformance vectors (model/tiny/video_vectors/).",
 )
+@click.option(
+    "--quiet", is_flag=True, help="Print no check lines; the exit code (and an error line) only."
+)
 def check(
-    model: Path, allowlist_path: Path | None, max_mb: float, as_json: bool, video_vectors: bool
+    model: Path,
+    allowlist_path: Path | None,
+    max_mb: float,
+    as_json: bool,
+    video_vectors: bool,
+    quiet: bool,
 ) -> None:
     """Verify MODEL.onnx: contract, opset, allowlist, runtime at odd sizes, golden vectors."""
     from sod_train.check.check import check_model
 
+    if quiet and as_json:
+        raise click.UsageError("--quiet prints no report: give --json or --quiet, not both")
     report = check_model(model, allowlist_path, max_bytes=int(max_mb * 2**20))
     if video_vectors:
         from sod_train.video.vectors import video_vector_checks
@@ -51,7 +61,7 @@ def check(
             report.add(*verdict)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
-    else:
+    elif not quiet:
         for item in report.checks:
             status = "SKIP" if item.skipped else ("PASS" if item.passed else "FAIL")
             click.echo(f"{status} {item.name}: {item.detail}")

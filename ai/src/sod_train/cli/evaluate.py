@@ -12,21 +12,32 @@ import click
 from sod_train.evaluate.sod_metrics import METRIC_KEYS
 from sod_train.guards import MAX_SQUARE, MAX_THREADS, check_output_file
 
+DATA_HELP = "Folder with <NAME>-Image/ + <NAME>-Mask/ (e.g. DUTS-TE) or images/ + masks/."
 
-def source_options(command: Callable) -> Callable:
+
+def source_options(command: Callable | None = None, *, several_data: bool = False) -> Callable:
     """MODELS, --pred-dir and the run options of every command that scores them on --data.
 
-    Shared by ``evaluate`` and ``report``; :func:`sources_from` checks them.
+    Shared by ``evaluate`` (``several_data``: --data repeatable, or --data-root) and
+    ``report`` (one --data); :func:`sources_from` checks them.
     """
+    if command is None:
+        return lambda cmd: source_options(cmd, several_data=several_data)
+    if several_data:
+        data = click.option(
+            "--data",
+            "data_dirs",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            help=f"{DATA_HELP} Repeatable: one row per method x data set.",
+        )
+    else:
+        data = click.option(
+            "--data", "data_dir", required=True, type=click.Path(path_type=Path), help=DATA_HELP
+        )
     options = [
         click.argument("models", nargs=-1, type=click.Path(path_type=Path, dir_okay=False)),
-        click.option(
-            "--data",
-            "data_dir",
-            required=True,
-            type=click.Path(path_type=Path),
-            help="Folder with <NAME>-Image/ + <NAME>-Mask/ (e.g. DUTS-TE) or images/ + masks/.",
-        ),
+        data,
         click.option(
             "--pred-dir",
             "pred_dirs",
@@ -57,20 +68,56 @@ def source_options(command: Callable) -> Callable:
 
 
 def sources_from(
-    ctx: click.Context, models: tuple[Path, ...], pred_dirs: tuple[Path, ...], native: bool
+    ctx: click.Context,
+    models: tuple[Path, ...],
+    pred_dirs: tuple[Path, ...],
+    native: bool,
+    pred_root: Path | None = None,
 ) -> list[Any]:
     """The models and saved-map folders to score; a usage error if none or if contradictory."""
     from sod_train.evaluate.evaluate import make_sources
 
-    if not models and not pred_dirs:
-        raise click.UsageError("give an ONNX MODEL or --pred-dir DIR (or several)")
+    if not models and not pred_dirs and pred_root is None:
+        raise click.UsageError("give an ONNX MODEL, --pred-dir DIR or --pred-root ROOT")
     if native and ctx.get_parameter_source("size") is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--size and --native exclude each other")
     return make_sources(models, pred_dirs)
 
 
 @click.command("evaluate")
-@source_options
+@source_options(several_data=True)
+@click.option(
+    "--data-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Score every data set folder inside this one (each a --data layout); "
+    "combines with --data.",
+)
+@click.option(
+    "--pred-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Saved maps laid out <ROOT>/<method>/<dataset>/: every method folder is scored "
+    "on every data set, named by the method folder.",
+)
+@click.option(
+    "--table",
+    "table_format",
+    type=click.Choice(["text", "md", "latex", "csv"]),
+    help="Print one row per method x data set in this format (md and latex: best per data "
+    "set in bold) [default: text; one data set without --table: the classic table].",
+)
+@click.option(
+    "--out",
+    "table_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the --table (default md) to this file instead of stdout (atomically).",
+)
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write PR, F-measure and E-measure curves to this folder: <dataset>.png and "
+    ".svg, one figure per data set with every method (needs matplotlib).",
+)
 @click.option(
     "--json",
     "json_out",
@@ -114,7 +161,12 @@ def sources_from(
 def evaluate(
     ctx: click.Context,
     models: tuple[Path, ...],
-    data_dir: Path,
+    data_dirs: tuple[Path, ...],
+    data_root: Path | None,
+    pred_root: Path | None,
+    table_format: str | None,
+    table_out: Path | None,
+    plots_dir: Path | None,
     pred_dirs: tuple[Path, ...],
     size: int,
     native: bool,
@@ -128,15 +180,15 @@ def evaluate(
     quiet: bool,
     short_sides: tuple[int, ...],
 ) -> None:
-    """Evaluate MODELS (.onnx) and/or --pred-dir maps on the pairs in --data (MAE, F, S, E,
-    wF, IoU); several give one side-by-side table.
+    """Evaluate MODELS (.onnx), --pred-dir and --pred-root maps on the pairs of every --data
+    set (MAE, F, S, E, wF, IoU); one row per method x data set.
 
     Protocol: RGB resized to SIZE x SIZE (bilinear), ImageNet normalisation, the model,
     map resized back to the mask's size (bilinear), quantised to uint8, compared with
     the mask thresholded at 128. See docs/evaluate.md.
     """
+    from sod_train.evaluate import tables
     from sod_train.evaluate.evaluate import (
-        evaluate_sources,
         format_side_by_side,
         format_table,
         format_worst,
@@ -148,14 +200,16 @@ def evaluate(
         write_result,
     )
 
-    sources = sources_from(ctx, models, pred_dirs, native)
+    sources_from(ctx, models, pred_dirs, native, pred_root)
     from_cli = click.core.ParameterSource.COMMANDLINE
     if short_sides and (native or ctx.get_parameter_source("size") is from_cli):
         raise click.UsageError("--short-side replaces --size and --native; give one of them")
-    if record is not None and (len(models) != 1 or pred_dirs):
+    if record is not None and (len(models) != 1 or pred_dirs or pred_root):
         raise click.UsageError("--record stores one ONNX model's result: give exactly one MODEL")
     if ctx.get_parameter_source("by") is from_cli and worst is None:
         raise click.UsageError("--by ranks --worst: give --worst N too")
+    if table_out is not None and table_format in (None, "text"):
+        table_format = table_format or "md"
     writes = []  # everything this run writes, checked before the evaluation starts
     if json_out is not None and str(json_out) != "-":
         check_output_file(json_out, "the --json result")
@@ -167,36 +221,73 @@ def evaluate(
         read_record(record)  # exists, is a JSON object: --record updates an existing file
         check_output_file(record, "the --record metrics JSON")
         writes.append(("--record", record))
+    if table_out is not None:
+        check_output_file(table_out, "the --out table")
+        writes.append(("--out", table_out))
+    datasets = tables.find_datasets(data_dirs, data_root)  # after the output checks
+    several = len(datasets) > 1
+    if several:
+        for option, value in (("--name", name), ("--record", record), ("--per-image", per_image)):
+            if value is not None:
+                raise click.UsageError(f"{option} works on one data set; give one --data")
+    elif name is not None:
+        datasets = [tables.DataSet(datasets[0].path, name)]
+    if plots_dir is not None:
+        from sod_train.evaluate.plots import require_matplotlib
+
+        require_matplotlib()
+        for path in tables.plot_paths(plots_dir, datasets):
+            check_output_file(path, "a --plots figure")
+            writes.append(("--plots", path))
     tune_allocator()
-    evaluations = evaluate_sources(
-        sources, data_dir, size, native, threads, quiet, name, writes, short_sides
+    grid = tables.evaluate_grid(
+        models, pred_dirs, pred_root, datasets, size, native, threads, quiet, writes, short_sides
     )
+    evaluations = [ev for g in grid for ev in g.evaluations]
     ranked = {}
     if worst is not None:
-        for ev in evaluations:
-            ranked[ev.source.label] = worst_images(ev, by, worst)
-            ev.result["worst"] = {
-                "by": by,
-                "images": [{"image": stem, by: score} for stem, score in ranked[ev.source.label]],
-            }
-    if len(evaluations) == 1:
+        for g in grid:
+            for ev in g.evaluations:
+                ranked[id(ev)] = worst_images(ev, by, worst)
+                ev.result["worst"] = {
+                    "by": by,
+                    "images": [{"image": stem, by: score} for stem, score in ranked[id(ev)]],
+                }
+    rows = tables.grid_rows(grid)
+    if several:
+        doc = tables.grid_json(grid)
+        table = tables.render_table(rows, table_format or "text")
+    elif len(evaluations) == 1 and not pred_root:
         doc = evaluations[0].result
         table = format_table(doc)
     else:
         doc = {ev.source.label: ev.result for ev in evaluations}
         table = format_side_by_side(evaluations)
+    if table_format is not None and not several:
+        table = tables.render_table(rows, table_format)
     if per_image is not None:
         write_per_image(per_image, evaluations)
+    if table_out is not None:
+        tables.write_table(table_out, table)
+    if plots_dir is not None:
+        written = tables.write_plots(plots_dir, grid)
+        if not quiet:
+            click.echo(f"{len(written)} figures in {plots_dir}", err=True)
     if json_out is not None and str(json_out) == "-":
         click.echo(json.dumps(doc, indent=2))
     else:
         if json_out is not None:
             write_result(json_out, doc)
-        click.echo(table)
-        for ev in evaluations:
-            if ev.source.label in ranked:
-                click.echo(format_worst(ev, by, ranked[ev.source.label]))
-    if record is not None:  # one model: one result, or one per --short-side
+        if table_out is None:
+            click.echo(table.rstrip("\n"))
+        elif not quiet:
+            click.echo(f"{table_format} table in {table_out}", err=True)
+        for g in grid:
+            for ev in g.evaluations:
+                if id(ev) in ranked:
+                    shown = f"{g.dataset.name} / " if several else ""
+                    click.echo(shown + format_worst(ev, by, ranked[id(ev)]))
+    if record is not None:  # one model: one result, or one per --short-side (and data set)
         for ev in evaluations:
             record_evaluation(record, ev.result)
             if not quiet:

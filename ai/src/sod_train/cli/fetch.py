@@ -62,6 +62,12 @@ def _hex(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
     help="Expected archive size in bytes (with --sha256).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars or notes.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print root, pairs, content_digest and already (nothing downloaded) as JSON.",
+)
 def fetch(
     dataset: str,
     dest: Path,
@@ -70,6 +76,7 @@ def fetch(
     sha256: str | None,
     size: int | None,
     quiet: bool,
+    as_json: bool,
 ) -> None:
     """Download DATASET (e.g. duts-tr), verify its pinned SHA-256, unpack it safely.
 
@@ -90,6 +97,11 @@ def fetch(
         )
     except OSError as exc:  # unwritable --dest, full disk, ...
         raise GateError(f"{exc.filename or dest}: {exc.strerror or exc}") from None
+    if as_json:
+        doc = {"dataset": dataset, "root": str(result.root), "pairs": result.pairs}
+        doc.update(content_digest=result.content_digest, already=result.already)
+        click.echo(json.dumps(doc, indent=2))
+        return
     what = f"{result.pairs:,} pairs, content digest {result.content_digest}"
     if result.already:
         click.echo(f"{result.root}: already there and verified ({what}); nothing downloaded")

@@ -22,14 +22,26 @@ from sod_train.train.fold import fold_iou, load_fold, record_fold_iou
 
 @click.command("fold-iou")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--duts-root", required=True, type=click.Path(path_type=Path))
-@click.option("--crop-size", type=click.IntRange(8, MAX_CROP), default=256, show_default=True)
-@click.option("--seed", default=42, show_default=True)
+@click.option(
+    "--duts-root",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="DUTS-TR folder (DUTS-TR-Image/ + DUTS-TR-Mask/, or images/ + masks/).",
+)
+@click.option(
+    "--crop-size",
+    type=click.IntRange(8, MAX_CROP),
+    default=256,
+    show_default=True,
+    help="Validation crop: shorter side resized to it, then a centre crop.",
+)
+@click.option("--seed", default=42, show_default=True, help="Seed of the fold's shuffle.")
 @click.option(
     "--val-fraction",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
     default=0.05,
     show_default=True,
+    help="Share of the sorted, shuffled pairs in the fold (at least 64).",
 )
 @click.option(
     "--workers",
@@ -42,7 +54,7 @@ from sod_train.train.fold import fold_iou, load_fold, record_fold_iou
     "--convert-rgb-masks", is_flag=True, help="Accept RGB masks (luminance), as the anchor did."
 )
 @click.option("--skip-bad", is_flag=True, help="Skip bad pairs instead of failing.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as a JSON list.")
 @click.option(
     "--record",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -62,7 +74,7 @@ from sod_train.train.fold import fold_iou, load_fold, record_fold_iou
     type=click.IntRange(1, MAX_THREADS),
     help="onnxruntime intra-op threads [default: all cores].",
 )
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 def fold_iou_cmd(
     models: tuple[Path, ...],
     duts_root: Path,

@@ -4,7 +4,8 @@ Each sub-command lives in its own module of this package, a thin layer over its 
 and is imported lazily, so that
 ``sod-train check`` or ``predict`` never pays for importing torch. Every library
 error (:mod:`sod_train.errors`) becomes one line on stderr and its exit code, and
-every float option of every command refuses NaN and infinity (:func:`finite_floats`).
+every float option of every command refuses NaN and infinity (:func:`finite_floats`), and
+an option given twice that takes one value is a usage error (:func:`refuse_repeats`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import importlib
 import math
 import os
 import sys
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
@@ -79,6 +82,54 @@ def finite_floats(command: click.Command) -> click.Command:
     return command
 
 
+def repeated_options(command: click.Command, ctx: click.Context, args: Sequence[str]) -> list[str]:
+    """The options of ``command`` that ``args`` gives more than once but that take one value.
+
+    click keeps the last value of such an option and drops the others silently (a second
+    ``--data`` scored only the last set). The command's own parser lists every occurrence;
+    ``multiple`` and counting options are meant to repeat. Malformed ``args`` give no
+    answer here: the real parse reports them.
+    """
+    try:
+        _, _, order = command.make_parser(ctx).parse_args(list(args))
+    except click.ClickException:
+        return []
+    counts = Counter(
+        p for p in order if isinstance(p, click.Option) and not (p.multiple or p.count)
+    )
+    return [
+        f"{'/'.join(p.opts + p.secondary_opts)} given {n} times" for p, n in counts.items() if n > 1
+    ]
+
+
+def refuse_repeats(command: click.Command) -> click.Command:
+    """Make ``command`` refuse a repeated single-value option with a usage error (exit 2).
+
+    One place for every command (the group's and the thin scripts'): the check runs on
+    the raw arguments before click parses them.
+    """
+    if getattr(command, "_refuses_repeats", False):
+        return command
+    plain_parse = command.parse_args
+
+    def parse_args(ctx: click.Context, args: list[str]) -> list[str]:
+        repeated = repeated_options(command, ctx, args)
+        if repeated:
+            raise click.UsageError(
+                "; ".join(repeated) + ": each takes one value (give it once)", ctx
+            )
+        return plain_parse(ctx, args)
+
+    command.parse_args = parse_args  # type: ignore[method-assign]
+    command._refuses_repeats = True  # type: ignore[attr-defined]
+    return command
+
+
+def harden(command: click.Command) -> click.Command:
+    """Every command's shared option rules: finite floats, no silently dropped repeats."""
+    return refuse_repeats(finite_floats(command))
+
+
 class LazyGroup(click.Group):
     """A click group whose sub-commands are imported only when used."""
 
@@ -91,7 +142,7 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = target.split(":")
         module = importlib.import_module(f"{__package__}.{module_name}")
-        return finite_floats(getattr(module, attr))
+        return harden(getattr(module, attr))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -106,7 +157,7 @@ class LazyGroup(click.Group):
 def run_standalone(command: click.Command, prog_name: str) -> None:
     """Run one command outside the group (thin scripts) with the same error handling."""
     try:
-        finite_floats(command).main(prog_name=prog_name, standalone_mode=True)
+        harden(command).main(prog_name=prog_name, standalone_mode=True)
     except SodTrainError as exc:
         fail(exc)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -126,6 +127,7 @@ def _one_picture(
     native: bool,
     threads: int | None,
     quiet: bool,
+    as_json: bool = False,
 ) -> None:
     """``predict INPUT OUTPUT``: one picture, ``-`` for stdin or stdout."""
     from_stdin, to_stdout = str(src) == STDIO, str(dest) == STDIO
@@ -154,6 +156,11 @@ def _one_picture(
         write_png(picture, dest)
     where = "stdout" if to_stdout else dest
     note(f"wrote {look.kind} {picture.width}x{picture.height} PNG to {where}", quiet)
+    if as_json:
+        summary = {"model": str(model_path), "kind": look.kind, "size": run_size or "native"}
+        item = {"input": str(label), "output": str(dest)}
+        item.update(width=picture.width, height=picture.height)
+        click.echo(json.dumps({**summary, "written": [item], "skipped": []}, indent=2))
 
 
 @click.command("predict")
@@ -228,6 +235,13 @@ def _one_picture(
     help="onnxruntime threads (default: all cores).",
 )
 @click.option("--quiet", is_flag=True, help="No progress, summary or notes (errors still show).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON summary on stdout: model, kind, run size, every written PNG and "
+    "every skipped picture (not with OUTPUT -).",
+)
 @click.pass_context
 def predict(
     ctx: click.Context,
@@ -244,6 +258,7 @@ def predict(
     native: bool,
     threads: int | None,
     quiet: bool,
+    as_json: bool,
 ) -> None:
     """Run the model on pictures: INPUT OUTPUT, or INPUT... --out DIR.
 
@@ -264,18 +279,22 @@ def predict(
                 f"got {len(inputs)} path(s) and no --out: give INPUT OUTPUT (one picture; "
                 "OUTPUT a .png file or -) or INPUT... --out DIR"
             )
-        _one_picture(*inputs, model, look, masks, size, native, threads, quiet)
+        if as_json and str(inputs[1]) == STDIO:
+            raise click.UsageError("--json prints to stdout, where OUTPUT - writes the PNG")
+        _one_picture(*inputs, model, look, masks, size, native, threads, quiet, as_json)
         return
     model_path = resolve_model(model, quiet)
     jobs = plan_jobs(list(inputs), out, look.kind, model_path, masks)
     opened = SaliencyModel.open(model_path, threads)
     run_size = _run_size(opened, size, native)
     failures: list[str] = []
+    written: list[dict[str, str]] = []
     stderr = sys.stderr
     with click.progressbar(jobs, label="predict", hidden=quiet, show_pos=True, file=stderr) as bar:
         for job in bar:
             try:
                 predict_file(opened, job, look, run_size)
+                written.append({"input": str(job.src), "output": str(job.dest)})
             except ModelTimeout as exc:  # it would be as slow on every other picture
                 raise UserInputError(f"{model_path}: {exc}; no more pictures were run") from None
             except UserInputError as exc:
@@ -283,5 +302,9 @@ def predict(
                 click.echo(f"skipped: {exc}", err=True)
     done = len(jobs) - len(failures)
     note(f"wrote {done} {look.kind} PNG(s) to {out}", quiet)
+    if as_json:
+        summary = {"model": str(model_path), "kind": look.kind, "size": run_size or "native"}
+        skipped = [{"error": f} for f in failures]
+        click.echo(json.dumps({**summary, "written": written, "skipped": skipped}, indent=2))
     if failures:
         raise GateError(f"{len(failures)} of {len(jobs)} picture(s) could not be processed")

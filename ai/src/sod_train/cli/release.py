@@ -26,7 +26,10 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     help="Largest allowed absolute drop of a quality metric (rise, for MAE).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def diff(old: Path, new: Path, max_drop: float, as_json: bool) -> None:
+@click.option(
+    "--quiet", is_flag=True, help="Print no report; the exit code (and an error line) only."
+)
+def diff(old: Path, new: Path, max_drop: float, as_json: bool, quiet: bool) -> None:
     """Compare OLD and NEW metrics JSON side by side; exit 1 if NEW regresses.
 
     NEW regresses when a quality metric drops (MAE: rises) by more than --max-drop, a data
@@ -35,10 +38,12 @@ def diff(old: Path, new: Path, max_drop: float, as_json: bool) -> None:
     """
     from sod_train.release.diff import diff_files, format_report
 
+    if quiet and as_json:
+        raise click.UsageError("--quiet prints no report: give --json or --quiet, not both")
     report = diff_files(old, new, max_drop)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
-    else:
+    elif not quiet:
         click.echo(format_report(report))
     if not report.passed:
         first = report.failures[0]
@@ -59,7 +64,7 @@ def diff(old: Path, new: Path, max_drop: float, as_json: bool) -> None:
     "--registry",
     type=_FILE,
     default=REGISTRY_PATH,
-    show_default="model/tiny/registry.json",
+    show_default="model/tiny/registry.json in the checkout",
     help="Registry that supplies the weights licence and the exported parameter count.",
 )
 @click.option(
@@ -72,6 +77,12 @@ def diff(old: Path, new: Path, max_drop: float, as_json: bool) -> None:
 )
 @click.option("--no-anchors", is_flag=True, help="Show no reference models at all.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"card": path, "curves": path or null} as JSON instead of "wrote" lines.',
+)
 def card(
     metrics: Path,
     out: Path | None,
@@ -79,6 +90,7 @@ def card(
     anchors: tuple[Path, ...],
     no_anchors: bool,
     quiet: bool,
+    as_json: bool,
 ) -> None:
     """Render the Markdown model card and its training-curves image for METRICS
     (a <stem>.metrics.json). With no options it regenerates the committed card.
@@ -92,8 +104,11 @@ def card(
     if no_anchors and anchors:
         raise UserInputError("--no-anchors and --anchor-metrics contradict each other")
     chosen = () if no_anchors else (anchors or None)
-    written = write_card(metrics, out, registry, chosen, quiet=quiet)
-    if not quiet:
+    written = write_card(metrics, out, registry, chosen, quiet=quiet or as_json)
+    if as_json:
+        paths = {"card": written.card, "curves": written.curves}
+        click.echo(json.dumps({k: str(v) if v else None for k, v in paths.items()}, indent=2))
+    elif not quiet:
         for path in (written.curves, written.card):
             if path is not None:
                 click.echo(f"wrote {path}")
@@ -109,12 +124,26 @@ def card(
     help="Licence of the weights.",
 )
 @click.option("--default", "make_default", is_flag=True, help="Make it the default model.")
-@click.option("--registry", type=_FILE, default=REGISTRY_PATH, show_default=True)
-def register(model: Path, license_: str, make_default: bool, registry: Path) -> None:
+@click.option(
+    "--registry",
+    type=_FILE,
+    default=REGISTRY_PATH,
+    show_default="model/tiny/registry.json in the checkout",
+    help="Registry JSON to add the entry to.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the new registry entry as JSON.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+def register(
+    model: Path, license_: str, make_default: bool, registry: Path, as_json: bool, quiet: bool
+) -> None:
     """Add MODEL (with its metrics JSON and card already in place) to the registry."""
     from sod_train.release.registry import register_model
 
     entry = register_model(model, license_, make_default, registry)
-    click.echo(
-        f"registered {entry['id']} ({entry['params']:,} params, sha256 {entry['sha256'][:12]}...)"
-    )
+    if as_json:
+        click.echo(json.dumps(entry, indent=2))
+    elif not quiet:
+        click.echo(
+            f"registered {entry['id']} ({entry['params']:,} params, "
+            f"sha256 {entry['sha256'][:12]}...)"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -42,6 +43,12 @@ from sod_train.guards import check_output_file
     show_default=True,
     help="Metric that ranks the worst and best images (mean over the models).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the page's path, the data set and every model's metrics as JSON.",
+)
 @click.pass_context
 def report(
     ctx: click.Context,
@@ -58,6 +65,7 @@ def report(
     name: str | None,
     threads: int | None,
     quiet: bool,
+    as_json: bool,
 ) -> None:
     """Write one static HTML page on MODELS (.onnx) and/or --pred-dir maps on --data:
     metrics, curves, training curves, worst/best/random images, sortable per-image scores.
@@ -72,8 +80,13 @@ def report(
     sources = sources_from(ctx, models, pred_dirs, native)
     check_output_file(out, "the report")
     tune_allocator()
-    build_report(
+    evaluations = build_report(
         sources, data_dir, out, metrics_files, count, seed, by, size, native, threads, quiet, name
     )
-    if not quiet:
+    if as_json:
+        first = evaluations[0].result
+        doc = {"out": str(out), "data": first["name"], "n": first["n"]}
+        doc["models"] = {ev.source.label: ev.result["metrics"] for ev in evaluations}
+        click.echo(json.dumps(doc, indent=2))
+    elif not quiet:
         click.echo(f"report written to {out}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -172,7 +173,13 @@ def train_options(fn: Callable) -> Callable:
             type=click.Path(dir_okay=False, path_type=Path),
             help="Metrics JSON [default: <output stem>.metrics.json next to the ONNX].",
         ),
-        click.option("--device", type=DEVICES, default="auto", show_default=True),
+        click.option(
+            "--device",
+            type=DEVICES,
+            default="auto",
+            show_default=True,
+            help="Where to train: auto picks CUDA when a GPU is there, else the CPU.",
+        ),
         click.option(
             "--workers",
             type=click.IntRange(0, 256),
@@ -240,23 +247,65 @@ def run_train(options: dict[str, Any]) -> dict | None:
     return train_and_export(cfg, rt, **run)
 
 
+JSON_HELP = (
+    "Print a JSON summary on stdout: the ONNX, metrics and golden paths, the ONNX "
+    "SHA-256, parameters, best epoch and validation IoU, the gate."
+)
+
+
+def release_summary(output: Path, metrics_out: Path | None, metrics: dict) -> dict:
+    """What ``--json`` prints after an export: where the files are and what they hold."""
+    return {
+        "onnx": str(output),
+        "metrics": str(metrics_out or output.with_suffix(".metrics.json")),
+        "golden": str(output.with_suffix(".golden.json")),
+        "sha256": metrics["onnx"]["sha256"],
+        "params": metrics["model"]["params"],
+        "best_epoch": metrics["training"]["best_epoch"],
+        "best_val_iou": metrics["training"]["best_val_iou"],
+        "gate": metrics["gate"],
+    }
+
+
 @click.command("train")
 @train_options
-def train(**options: Any) -> None:
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP + " Not with --no-export.")
+def train(as_json: bool = False, **options: Any) -> None:
     """Train the tiny U-Net on DUTS-TR and export a verified ONNX file."""
-    run_train(options)
+    if as_json and options["no_export"]:
+        raise click.UsageError("--json summarises the exported model: drop --no-export")
+    output, metrics_out = options["output"], options["metrics_out"]
+    metrics = run_train(options)
+    if as_json and metrics is not None:  # None on torchrun ranks > 0
+        click.echo(json.dumps(release_summary(output, metrics_out, metrics), indent=2))
 
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(dir_okay=True, path_type=Path))
-@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--metrics-out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--min-val-iou", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="ONNX file to write; <stem>.golden.json goes beside it.",
+)
+@click.option(
+    "--metrics-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Metrics JSON [default: <output stem>.metrics.json next to the ONNX].",
+)
+@click.option(
+    "--min-val-iou",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Ship gate: the best validation IoU must reach this, else nothing is written.",
+)
 @click.option(
     "--allowlist",
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_ALLOWLIST,
-    show_default=True,
+    show_default="op_allowlist.txt in the checkout",
+    help="Op allowlist every node of the graph must be on.",
 )
 @click.option("--smoke", is_flag=True, help="Label the model a smoke/demo model in its metrics.")
 @click.option(
@@ -264,6 +313,8 @@ def train(**options: Any) -> None:
     type=click.IntRange(0, 4096),
     help="Scale normaliser's working size T; 0 = none [default: the checkpoint's recipe].",
 )
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("--quiet", is_flag=True, help="No notes on stderr (errors still show).")
 def export(
     checkpoint: Path,
     output: Path,
@@ -272,6 +323,8 @@ def export(
     allowlist: Path,
     smoke: bool,
     working_size: int | None,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Export a saved CHECKPOINT (file or checkpoint folder) through the same gate and checks."""
     from sod_train.export.export import export as export_result
@@ -287,16 +340,19 @@ def export(
     result = Checkpoint.load(path).result()
     if working_size is not None:
         result = replace(result, config=replace(result.config, working_size=working_size))
-    if not result.finished:
+    if not result.finished and not quiet:
         click.echo(
             f"note: {path} is from an unfinished run (epoch {len(result.history)} of "
             f"{result.config.epochs}); exporting its best epoch so far",
             err=True,
         )
-    export_result(
+    metrics = export_result(
         result, output, metrics_out, min_val_iou=min_val_iou, allowlist_path=allowlist, smoke=smoke
     )
-    click.echo(f"wrote {output}", err=True)
+    if as_json:
+        click.echo(json.dumps(release_summary(output, metrics_out, metrics), indent=2))
+    if not quiet:
+        click.echo(f"wrote {output}", err=True)
 
 
 @click.command("quickstart")
@@ -306,8 +362,13 @@ def export(
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("runs/quickstart"),
     show_default=True,
+    help="Folder for the synthetic data, checkpoints and the demo model.",
 )
-@click.option("--quiet", is_flag=True)
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No progress bars or per-epoch lines (the check result still shows).",
+)
 @click.pass_context
 def quickstart(ctx: click.Context, out_dir: Path, quiet: bool) -> None:
     """DEMO: synthetic DUTS-layout data -> train a few epochs -> export -> check (~1 min, CPU).

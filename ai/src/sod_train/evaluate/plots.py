@@ -1,4 +1,4 @@
-"""Figures of the evaluation report: PR, F-measure and E-measure curves, as PNG bytes.
+"""Figures of the evaluation: PR, F-measure and E-measure curves, as PNG or SVG bytes.
 
 matplotlib is an optional extra (``report``): it is imported only inside the functions
 that plot, and :func:`require_matplotlib` turns its absence into the one-line install
@@ -31,12 +31,25 @@ def curves_png(curves: dict[str, dict[str, Any]]) -> bytes:
     ``curves`` maps a model label to the ``curves`` of its evaluate result (arrays over
     thresholds 0..255). The PR curve is precision against recall, one point per threshold.
     """
+    return curves_figure_bytes(curves, "png")
+
+
+def curves_figure_bytes(
+    curves: dict[str, dict[str, Any]], fmt: str = "png", title: str | None = None
+) -> bytes:
+    """:func:`curves_png`'s figure as ``fmt`` ("png" or "svg"), with an optional title.
+
+    No date or software stamp in either format, so the same curves give the same bytes
+    with the same matplotlib release.
+    """
     require_matplotlib()
     import matplotlib.style
     from matplotlib.figure import Figure
 
     with matplotlib.style.context("default"):
         fig = Figure(figsize=(12.0, 3.8), dpi=DPI, layout="constrained")
+        if title:
+            fig.suptitle(title)
         pr_ax, f_ax, e_ax = fig.subplots(1, 3)
         for label, curve in curves.items():
             pr_ax.plot(curve["recall"], curve["precision"], label=label)
@@ -53,5 +66,10 @@ def curves_png(curves: dict[str, dict[str, Any]]) -> bytes:
         for ax in (f_ax, e_ax):
             ax.set_xlim(0, 255)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+        stamp: dict[str, Any] = (
+            {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
+        )
+        if fmt == "svg":  # stable element ids; text kept as text, editable in a paper
+            matplotlib.rcParams.update({"svg.hashsalt": "sod-train", "svg.fonttype": "none"})
+        fig.savefig(buf, format=fmt, dpi=DPI, metadata=stamp)
     return buf.getvalue()

@@ -663,7 +663,10 @@ def python_snippet(metrics: dict[str, Any], entry: dict[str, Any] | None) -> str
 
 
 def c_snippet(metrics: dict[str, Any], entry: dict[str, Any] | None) -> str:
-    """C (onnxruntime C API) calls a host makes: environment, session, one run, releases."""
+    """C (onnxruntime C API) calls a host makes: environment, session with its threads and
+    no spinning, one run, every status checked, everything released. Valid C99 and C++17
+    (``tests/test_host_c.py`` compiles it both ways and runs it against the golden vectors).
+    """
     inp, out, mean, std = _host_constants()
     return "\n".join(
         [
@@ -672,50 +675,67 @@ def c_snippet(metrics: dict[str, Any], entry: dict[str, Any] | None) -> str:
             "#include <stdio.h>",
             "#include <stdlib.h>",
             "",
-            "static const OrtApi *ort;",
-            "",
-            "static void check(OrtStatus *status) {",
-            "    if (status != NULL) {",
-            '        fprintf(stderr, "onnxruntime: %s\\n", ort->GetErrorMessage(status));',
-            "        ort->ReleaseStatus(status);",
-            "        exit(1);",
-            "    }",
+            "/* Prints and releases a failed status; 1 if there was one, 0 for success (NULL). */",
+            "static int failed(const OrtApi *ort, OrtStatus *status) {",
+            "    if (status == NULL)",
+            "        return 0;",
+            '    fprintf(stderr, "onnxruntime: %s\\n", ort->GetErrorMessage(status));',
+            "    ort->ReleaseStatus(status);",
+            "    return 1;",
             "}",
             "",
-            "/* rgb: 8-bit RGB, row-major H x W x 3. map: H x W floats in [0, 1] (1 = salient). */",
-            "void saliency(const uint8_t *rgb, int64_t h, int64_t w, float *map) {",
+            "/* rgb: 8-bit RGB, row-major H x W x 3. map: H x W floats in [0, 1] (1 = salient).",
+            "   threads: onnxruntime intra-op threads (0 = one per core). Returns 0 on success.",
+            "   A real host creates the env and session once and reuses them for every frame. */",
+            "int saliency(const char *model, const uint8_t *rgb, int64_t h, int64_t w, "
+            "int threads,",
+            "             float *map) {",
             f"    static const float mean[3] = {{{', '.join(v + 'f' for v in mean)}}};",
             f"    static const float std_[3] = {{{', '.join(v + 'f' for v in std)}}};",
-            "    size_t n = (size_t)(h * w);",
-            "    float *input = malloc(3 * n * sizeof(float));",
+            f'    const char *in_names[] = {{"{inp}"}}, *out_names[] = {{"{out}"}};',
+            "    const int64_t shape[4] = {1, 3, h, w};",
+            "    const size_t n = (size_t)(h * w);",
+            "    const OrtApi *ort = OrtGetApiBase()->GetApi(ORT_API_VERSION);",
+            "    OrtEnv *env = NULL;",
+            "    OrtSessionOptions *options = NULL;",
+            "    OrtSession *session = NULL;",
+            "    OrtMemoryInfo *memory = NULL;",
+            "    OrtValue *in = NULL, *out = NULL;",
+            "    float *result = NULL; /* [1, 1, H, W], row-major; owned by out */",
+            "    float *input = (float *)malloc(3 * n * sizeof(float));",
+            "    int status = -1;",
+            "    if (ort == NULL || input == NULL) { /* NULL: a library older than the header */",
+            '        fprintf(stderr, "onnxruntime: no C API version %d, or out of memory\\n",',
+            "                ORT_API_VERSION);",
+            "        free(input);",
+            "        return -1;",
+            "    }",
             "    for (size_t c = 0; c < 3; ++c) /* HWC uint8 -> NCHW float32, normalised */",
             "        for (size_t i = 0; i < n; ++i)",
             "            input[c * n + i] = ((float)rgb[3 * i + c] / 255.0f - mean[c]) / std_[c];",
             "",
-            "    ort = OrtGetApiBase()->GetApi(ORT_API_VERSION);",
-            "    OrtEnv *env;",
-            '    check(ort->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "host", &env));',
-            "    OrtSessionOptions *options;",
-            "    check(ort->CreateSessionOptions(&options));",
-            "    OrtSession *session; /* a real host creates env and session once, reuses them */",
-            f'    const char *model = "{model_path(metrics, entry)}";',
-            "    check(ort->CreateSession(env, model, options, &session));",
-            "",
-            "    OrtMemoryInfo *memory;",
-            "    check(ort->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &memory));",
-            "    const int64_t shape[4] = {1, 3, h, w};",
-            "    OrtValue *in = NULL, *out = NULL;",
-            "    check(ort->CreateTensorWithDataAsOrtValue(",
-            "        memory, input, 3 * n * sizeof(float), shape, 4,",
-            "        ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &in));",
-            f'    const char *in_names[] = {{"{inp}"}}, *out_names[] = {{"{out}"}};',
-            "    check(ort->Run(session, NULL, in_names, (const OrtValue *const *)&in, 1,",
-            "                   out_names, 1, &out));",
-            "    float *result; /* [1, 1, H, W], row-major */",
-            "    check(ort->GetTensorMutableData(out, (void **)&result));",
+            '    if (failed(ort, ort->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "host", &env)) ||',
+            "        failed(ort, ort->CreateSessionOptions(&options)) ||",
+            "        failed(ort, ort->SetIntraOpNumThreads(options, threads)) ||",
+            "        /* idle worker threads sleep instead of spinning after each frame */",
+            "        failed(ort, ort->AddSessionConfigEntry(options, "
+            '"session.intra_op.allow_spinning", "0")) ||',
+            "        failed(ort, ort->CreateSession(env, model, options, &session)) ||",
+            "        failed(ort, ort->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, "
+            "&memory)) ||",
+            "        failed(ort, ort->CreateTensorWithDataAsOrtValue(",
+            "                        memory, input, 3 * n * sizeof(float), shape, 4,",
+            "                        ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &in)) ||",
+            "        failed(ort, ort->Run(session, NULL, in_names, "
+            "(const OrtValue *const *)&in, 1,",
+            "                             out_names, 1, &out)) ||",
+            "        failed(ort, ort->GetTensorMutableData(out, (void **)&result)))",
+            "        goto done;",
             "    for (size_t i = 0; i < n; ++i)",
             "        map[i] = result[i];",
+            "    status = 0;",
             "",
+            "done: /* the Release functions accept NULL */",
             "    ort->ReleaseValue(out);",
             "    ort->ReleaseValue(in);",
             "    ort->ReleaseMemoryInfo(memory);",
@@ -723,7 +743,10 @@ def c_snippet(metrics: dict[str, Any], entry: dict[str, Any] | None) -> str:
             "    ort->ReleaseSessionOptions(options);",
             "    ort->ReleaseEnv(env);",
             "    free(input);",
+            "    return status;",
             "}",
+            "",
+            f'/* e.g. saliency("{model_path(metrics, entry)}", rgb, h, w, 1, map) */',
         ]
     )
 
@@ -740,9 +763,10 @@ def _usage(metrics: dict[str, Any], entry: dict[str, Any] | None) -> list[str]:
         python_snippet(metrics, entry),
         "```",
         "",
-        "C, with the onnxruntime C API (on Windows the model path is a wide string, "
-        '`L"..."`). The input normalisation is the one `docs/golden.md` defines; feed the '
-        "golden inputs through it to prove a host matches:",
+        "C or C++, with the onnxruntime C API (valid C99 and C++17; on Windows the model "
+        'path is a wide string, `L"..."`). Where to get onnxruntime, a CMake project, '
+        "threads and error handling: `docs/host.md`. The input normalisation is the one "
+        "`docs/golden.md` defines; feed the golden inputs through it to prove a host matches:",
         "",
         "```c",
         c_snippet(metrics, entry),
