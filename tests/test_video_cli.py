@@ -113,7 +113,7 @@ def test_stdout_csv_smooth_and_max_frames(clip):
 
 
 def test_mp4_overlay_plays_back(clip, tmp_path):
-    av = pytest.importorskip("av")
+    av = pytest.importorskip("av", reason="needs PyAV: pip install -e '.[video]' (in .[test])")
     dest = tmp_path / "o.mp4"
     result = cli(
         "video", clip, "--model", SMOKE, "--overlay", dest, "--overlay-style", "over", "--quiet"

@@ -78,7 +78,9 @@ int main(void) {
 """
 
 
-@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+@pytest.mark.skipif(
+    shutil.which("cc") is None, reason="no C compiler: apt-get install gcc (.ci/run does)"
+)
 def test_every_8bit_triple_matches_c_float_arithmetic(tmp_path):
     src = tmp_path / "host.c"
     src.write_text(C_HOST)

@@ -258,7 +258,7 @@ def test_folder_refusals(tmp_path):
 
 @pytest.fixture
 def av():
-    return pytest.importorskip("av")
+    return pytest.importorskip("av", reason="needs PyAV: pip install -e '.[video]' (in .[test])")
 
 
 def make_mp4(
