@@ -33,6 +33,7 @@ STAGE_ORDER = (
     "predict",
     "video",
     "release",
+    "api",
     "cli",
 )
 
