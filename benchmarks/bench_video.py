@@ -11,7 +11,10 @@ chroma varying) to a temp folder once, then for each MODEL, side by side in one 
   the model at native size on ``--threads`` onnxruntime threads, saliency_mean/var and
   the stability figures, with reading and converting overlapped with the model (the
   default prefetch), and ``fps_serial`` the same loop with no overlap (prefetch 0);
-* the median milliseconds of each stage run alone, frame by frame: ``read`` the y4m
+* ``cpu_ms_per_frame``: CPU time of the whole process (every thread) per frame of the
+  overlapped loop; on a shared machine the robust figure: 2 idle cores give at most
+  2000 / cpu_ms_per_frame fps;
+* the median milliseconds (wall) of each stage run alone, frame by frame: ``read`` the y4m
   frame, ``convert`` (:func:`sod_train.video.run.planes_input`), ``model``
   (:func:`~sod_train.video.run.input_map`: onnxruntime and the output checks), ``stats``
   (:func:`~sod_train.video.run.map_stats`).
@@ -91,7 +94,11 @@ def stage_times(model, clip: Path, frames: int) -> dict[str, float]:
     return {key: round(1000 * statistics.median(v), 1) for key, v in times.items()}
 
 
-def loop_fps(model, model_path: Path, clip: Path, frames: int, prefetch: int) -> float:
+def loop_fps(
+    model, model_path: Path, clip: Path, frames: int, prefetch: int
+) -> tuple[float, float]:
+    """(frames per second, CPU ms per frame of the whole process, every thread)."""
+    cpu = time.process_time()
     with open_video(clip) as video:
         result = process_video(
             video,
@@ -102,7 +109,8 @@ def loop_fps(model, model_path: Path, clip: Path, frames: int, prefetch: int) ->
             quiet=True,
             prefetch=prefetch,
         )
-    return round(result.fps, 2)
+    cpu_ms = 1000 * (time.process_time() - cpu) / max(1, len(result.rows))
+    return round(result.fps, 2), round(cpu_ms, 1)
 
 
 def bench_model(model_path: Path, clip: Path, args: argparse.Namespace, size) -> dict:
@@ -112,8 +120,8 @@ def bench_model(model_path: Path, clip: Path, args: argparse.Namespace, size) ->
     input_map(model, warm)
     per_frame = time.perf_counter() - tick
     frames = max(3, min(args.frames, int(args.max_seconds / max(per_frame, 1e-3))))
-    fps = loop_fps(model, model_path, clip, frames, prefetch=1)
-    serial = loop_fps(model, model_path, clip, frames, prefetch=0)
+    fps, cpu_ms = loop_fps(model, model_path, clip, frames, prefetch=1)
+    serial, _ = loop_fps(model, model_path, clip, frames, prefetch=0)
     stages = stage_times(model, clip, min(frames, 12))
     return {
         "model": model_path.name,
@@ -121,6 +129,7 @@ def bench_model(model_path: Path, clip: Path, args: argparse.Namespace, size) ->
         "frames": frames,
         "fps": fps,
         "fps_serial": serial,
+        "cpu_ms_per_frame": cpu_ms,
         "stage_ms": stages,
     }
 
@@ -159,12 +168,13 @@ def main() -> None:
         f"{report['onnxruntime']}, load average {report['load_average_before'][0]} -> "
         f"{report['load_average_after'][0]}"
     )
-    print("| model | frames | fps | fps serial | read ms | convert ms | model ms | stats ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| model | frames | fps | fps serial | CPU ms/frame | read | convert | model | stats |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         s = row["stage_ms"]
         print(
             f"| {row['model']} | {row['frames']} | {row['fps']} | {row['fps_serial']} | "
+            f"{row['cpu_ms_per_frame']} | "
             f"{s['read']} | {s['convert']} | {s['model']} | {s['stats']} |"
         )
 

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from sod_train.data.imageio import to_model_input
 from sod_train.errors import UserInputError
 from sod_train.paths import MODEL_DIR
 from sod_train.video import colour, run
+from sod_train.video import pipeline as pipeline_module
 from sod_train.video.colour import MATRICES, RANGES, Planes, level_bands, yuv_to_rgb
-from sod_train.video.pipeline import Outputs, Prefetch, process_video
+from sod_train.video.pipeline import Buffers, Outputs, pipeline, prepared, process_video
 from sod_train.video.run import load_model, map_stats, planes_input
 from sod_train.video.source import open_video
 from sod_train.video.y4m import COLOURSPACES, Layout, y4m_frame, y4m_header
@@ -129,6 +131,11 @@ def test_normalisation_arithmetic_is_to_model_inputs_values_else_the_table(monke
     assert np.array_equal(bits(planes_input(planes, "host", "limited")), expected)
 
 
+def workers() -> list[str]:
+    """The video pipeline's worker threads still alive."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("sod-train-video-")]
+
+
 def write_clip(path: Path, colourspace: str, w: int, h: int, n: int, seed: int) -> list[Planes]:
     """A y4m of n frames of smooth random-ish content (every layout and depth)."""
     sub, depth = COLOURSPACES[colourspace]
@@ -227,7 +234,6 @@ def test_an_error_in_the_worker_is_the_same_one_line_and_the_worker_ends(tmp_pat
     path.write_bytes(data[: len(data) - 100])  # frame 4 truncated
     model = load_model(SMOKE, 1)
     messages = []
-    before = threading.active_count()
     for prefetch in (0, 1, 2):
         with pytest.raises(UserInputError) as info:
             run_rows(path, model, prefetch)
@@ -236,28 +242,43 @@ def test_an_error_in_the_worker_is_the_same_one_line_and_the_worker_ends(tmp_pat
         assert len(run_rows(path, model, prefetch, max_frames=4)) == 4
     assert len(set(messages)) == 1 and "frame 4 is truncated" in messages[0]
     assert "\n" not in messages[0]
-    assert threading.active_count() == before
+    assert workers() == []
 
 
-def test_prefetch_memory_is_a_few_fixed_buffers(tmp_path):
+def test_memory_is_a_few_fixed_buffers_and_folders_borrow_none(tmp_path):
     path = tmp_path / "clip.y4m"
     write_clip(path, "420jpeg", 16, 12, 12, seed=3)
+    model = load_model(SMOKE, 1)
     seen = set()
-    with open_video(path) as video, Prefetch(video.frames(), need_rgb=False, ahead=2) as ready:
-        count = 0
-        for item in ready:
-            seen.add(id(item.x))
-            ready.release(item.x)
-            count += 1
-    assert count == 12
-    assert len(seen) <= 4  # ahead + 2, reused whatever the video's length
+    original = pipeline_module.frame_input
+
+    def spy(frame, out=None):
+        x = original(frame, out)
+        seen.add(id(x))
+        return x
+
+    pipeline_module.frame_input = spy
+    try:
+        assert len(run_rows(path, model, prefetch=2)) == 12
+        assert len(seen) <= 4  # ahead + 2 buffers, reused whatever the video's length
+        folder = tmp_path / "frames"
+        folder.mkdir()
+        for i in range(3):
+            Image.new("RGB", (16, 12), (40 * i, 90, 200)).save(folder / f"{i}.png")
+        buffers = Buffers(3, threading.Event())
+        items = list(prepared(open_video(folder).frames(), False, buffers))
+        assert len(items) == 3 and not any(item.pooled for item in items)
+        assert buffers.spare == 3  # a folder's frames take no buffer, so none is given back
+    finally:
+        pipeline_module.frame_input = original
 
 
-def test_leaving_early_stops_the_worker(tmp_path):
+def test_leaving_early_stops_the_workers(tmp_path):
     path = tmp_path / "clip.y4m"
     write_clip(path, "420jpeg", 16, 12, 12, seed=4)
-    before = threading.active_count()
-    with open_video(path) as video, Prefetch(video.frames(), need_rgb=True, ahead=1) as ready:
-        first = next(iter(ready))
-        assert first.frame.index == 0
-    assert threading.active_count() == before
+    model = load_model(SMOKE, 1)
+    with open_video(path) as video, pipeline(video.frames(), model, SMOKE, True, 1) as items:
+        first = next(items)
+        assert first.frame.index == 0 and first.x.shape == (12, 16)
+        assert sorted(workers()) == ["sod-train-video-model", "sod-train-video-read"]
+    assert workers() == []

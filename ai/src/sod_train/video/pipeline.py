@@ -8,11 +8,13 @@ time taken (decode, colour conversion, model and statistics), then every request
 (:mod:`sod_train.video.outputs`) and the stability figures
 (:mod:`sod_train.video.stability`).
 
-Reading and converting frame n+1 overlaps the model's run on frame n: a worker thread
-(:class:`Prefetch`) decodes and converts up to ``prefetch`` frames ahead into a fixed set
-of input buffers (numpy and onnxruntime release the GIL), and hands them over in order.
-Memory is a few frames (plus the smoother's state and a report's thumbnails) whatever
-the video's length; rows, maps and errors are those of the plain one-frame-at-a-time loop.
+Three stages overlap (:func:`pipeline`): a worker thread reads and converts frame n+2
+into one of a fixed set of input buffers, another runs the model on frame n+1, while
+this thread smooths, measures and writes frame n (numpy and onnxruntime release the GIL,
+so on two cores the model's run hides the rest). Queues of ``prefetch`` frames between
+them keep memory at a few frames (plus the smoother's state and a report's thumbnails)
+whatever the video's length; rows, maps and errors are those of the plain
+one-frame-at-a-time loop (``prefetch`` 0), in the same order.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -37,7 +39,7 @@ from sod_train.video.run import Smoother, frame_input, input_map, map_stats
 from sod_train.video.source import Frame, Video
 from sod_train.video.stability import Stability
 
-PREFETCH = 1  # frames converted ahead of the model (0: no worker thread)
+PREFETCH = 1  # frames queued between stages (0: no worker threads, one stage at a time)
 _POLL = 0.05  # seconds between the worker's looks at its stop flag while it waits
 
 
@@ -69,46 +71,35 @@ class VideoResult:
 
 @dataclass
 class Prepared:
-    """A frame, its model input and the seconds spent reading and converting it."""
+    """A frame, its model input (or map, once run) and the seconds spent on it so far."""
 
     frame: Frame
     x: np.ndarray
     seconds: float
+    pooled: bool = False  # x is one of the pipeline's Buffers
 
 
-class Prefetch:
-    """Frames with their model inputs, read and converted ``ahead`` frames in advance.
+class Ahead:
+    """Iterate ``source`` in a worker thread, ``ahead`` items in advance (0: inline).
 
-    ``ahead`` 0 does the work inline, when the consumer asks; otherwise one worker thread
-    does it, ``ahead`` ready frames wait in a queue and inputs are written into at most
-    ``ahead + 2`` buffers that the consumer hands back with :meth:`release` (the model is
-    done with it). An error in the worker is raised in the consumer at that frame's turn,
-    as the inline loop would raise it. Use it as a context: leaving stops the worker.
+    The items come out in order; an exception in the worker is raised in the consumer at
+    that item's turn, as the inline loop would raise it. Every wait in the worker and the
+    consumer also watches ``stop``, shared by the stages of one pipeline, so setting it
+    (:meth:`close`) ends them all even when one waits on another.
     """
 
     _END = object()
 
-    def __init__(self, frames: Iterator[Frame], need_rgb: bool, ahead: int = PREFETCH) -> None:
-        self.frames, self.need_rgb, self.ahead = frames, need_rgb, ahead
-        self.free: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
-        self.spare = ahead + 2  # buffers still to be allocated
+    def __init__(self, source: Iterator[Any], ahead: int, stop: threading.Event, name: str):
+        self.source, self.stop = source, stop
         self.ready: queue.Queue[Any] = queue.Queue(maxsize=max(1, ahead))
-        self.stop = threading.Event()
         self.thread: threading.Thread | None = None
         if ahead > 0:
-            self.thread = threading.Thread(
-                target=self._work, name="sod-train-video-prefetch", daemon=True
-            )
+            self.thread = threading.Thread(target=self._work, name=name, daemon=True)
             self.thread.start()
 
-    def __enter__(self) -> Prefetch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def close(self) -> None:
-        """Stop the worker (it finishes the frame in hand) and wait for it."""
+        """Stop (the worker finishes the item in hand) and wait for the worker."""
         self.stop.set()
         if self.thread is not None:
             with contextlib.suppress(queue.Empty):
@@ -116,13 +107,50 @@ class Prefetch:
                     self.ready.get_nowait()
             self.thread.join()
 
-    def release(self, x: np.ndarray) -> None:
-        """Hand an input back for reuse once the model has run on it."""
-        if self.thread is not None:
-            self.free.put(x)
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self.ready.put(item, timeout=_POLL)
+                return True
+        return False
 
-    def _buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
-        """A free input buffer of ``shape``; None once stopped."""
+    def _work(self) -> None:
+        try:
+            for item in self.source:
+                if not self._put(item):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.thread is None:
+            yield from self.source
+            return
+        while True:
+            try:
+                item = self.ready.get(timeout=_POLL)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return
+                continue
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+class Buffers:
+    """At most ``count`` reusable model-input buffers: taken by the reading stage, handed
+    back by the model stage once onnxruntime is done with them (constant memory)."""
+
+    def __init__(self, count: int, stop: threading.Event) -> None:
+        self.free: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
+        self.spare, self.stop = count, stop
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """A buffer of ``shape`` (waits for one to come back); None once stopped."""
         while not self.stop.is_set():
             try:
                 buffer = self.free.get(timeout=_POLL if self.spare == 0 else 0)
@@ -133,50 +161,66 @@ class Prefetch:
                 return np.empty(shape, dtype=np.float32)
             if buffer.shape == shape:
                 return buffer
-            self.spare += 1  # a frame of another size: drop the buffer, allocate anew
+            self.spare += 1  # another size: drop it, allocate anew
         return None
 
-    def _prepare(self, out: np.ndarray | None = None) -> Prepared | None:
-        """The next frame and its input (None at the end)."""
+    def give(self, buffer: np.ndarray) -> None:
+        self.free.put(buffer)
+
+
+def prepared(
+    frames: Iterator[Frame], need_rgb: bool, buffers: Buffers | None = None
+) -> Iterator[Prepared]:
+    """Stage 1: read each frame, make its model input (into one of ``buffers`` when
+    given), and its RGB picture too when an output needs one."""
+    while True:
         tick = time.perf_counter()
-        frame = next(self.frames, None)
+        frame = next(frames, None)
         if frame is None:
-            return None
-        if out is None and self.thread is not None and frame.planes is not None:
-            out = self._buffer((1, 3, *frame.planes.size))
-            if out is None:
-                return None
-        x = frame_input(frame, out)
-        if self.need_rgb:
-            _ = frame.rgb  # converted here, off the model's thread
-        return Prepared(frame, x, time.perf_counter() - tick)
-
-    def _put(self, item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.ready.put(item, timeout=_POLL)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self) -> None:
-        try:
-            while not self.stop.is_set():
-                item = self._prepare()
-                if not self._put(self._END if item is None else item) or item is None:
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put(exc)
-
-    def __iter__(self) -> Iterator[Prepared]:
-        while True:
-            item = self._prepare() if self.thread is None else self.ready.get()
-            if item is None or item is self._END:
+            return
+        out = None
+        if buffers is not None and frame.planes is not None:
+            out = buffers.take((1, 3, *frame.planes.size))
+            if out is None:  # stopped
                 return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        x = frame_input(frame, out)
+        if need_rgb:
+            _ = frame.rgb  # converted here, off the model's thread
+        yield Prepared(frame, x, time.perf_counter() - tick, pooled=out is not None)
+
+
+def mapped(
+    items: Iterable[Prepared], model: Any, model_path: Path, buffers: Buffers | None = None
+) -> Iterator[Prepared]:
+    """Stage 2: the model's map of each prepared frame (``x`` becomes the map)."""
+    for item in items:
+        tick = time.perf_counter()
+        try:
+            saliency = input_map(model, item.x)
+        except UserInputError as exc:
+            raise UserInputError(f"{model_path}: frame {item.frame.index}: {exc}") from None
+        if buffers is not None and item.pooled:
+            buffers.give(item.x)
+        yield Prepared(item.frame, saliency, item.seconds + time.perf_counter() - tick)
+
+
+@contextlib.contextmanager
+def pipeline(
+    frames: Iterator[Frame], model: Any, model_path: Path, need_rgb: bool, ahead: int = PREFETCH
+) -> Iterator[Iterator[Prepared]]:
+    """Frames with their maps, in order: reading and converting, the model, and the
+    caller's statistics and outputs run as three stages, overlapped when ``ahead`` > 0
+    (two worker threads, ``ahead`` items queued between stages, ``ahead + 2`` input
+    buffers). Leaving the context stops the workers."""
+    stop = threading.Event()
+    buffers = Buffers(ahead + 2, stop) if ahead > 0 else None
+    first = Ahead(prepared(frames, need_rgb, buffers), ahead, stop, "sod-train-video-read")
+    second = Ahead(mapped(first, model, model_path, buffers), ahead, stop, "sod-train-video-model")
+    try:
+        yield iter(second)
+    finally:
+        second.close()
+        first.close()
 
 
 def process_video(
@@ -191,7 +235,8 @@ def process_video(
 ) -> VideoResult:
     """Run the model on every frame of ``video`` and write ``outputs`` (all or nothing).
 
-    ``prefetch`` frames are read and converted ahead in a worker thread (0: none).
+    With ``prefetch`` > 0 reading and converting, the model, and the statistics and
+    outputs of successive frames overlap (:func:`pipeline`); 0 runs them one after another.
     """
     from sod_train.video.report import ReportCollector, write_report
 
@@ -221,16 +266,12 @@ def process_video(
         label = f"video {video.path.name}"
         with (
             progress.Bar(length=length, label=label, quiet=quiet, show=rate) as bar,
-            Prefetch(frames, need_rgb, prefetch) as prepared,
+            pipeline(frames, model, model_path, need_rgb, prefetch) as items,
         ):
-            for item in prepared:
+            for item in items:
                 tick = time.perf_counter()
                 frame = item.frame
-                try:
-                    saliency = smoother(input_map(model, item.x))
-                except UserInputError as exc:
-                    raise UserInputError(f"{model_path}: frame {frame.index}: {exc}") from None
-                prepared.release(item.x)
+                saliency = smoother(item.x)
                 mean, var = map_stats(saliency)
                 row = {
                     "frame": frame.index,
