@@ -178,15 +178,18 @@ def prepared(
         frame = next(frames, None)
         if frame is None:
             return
+        read = time.perf_counter() - tick
         out = None
         if buffers is not None and frame.planes is not None:
-            out = buffers.take((1, 3, *frame.planes.size))
+            out = buffers.take((1, 3, *frame.planes.size))  # waiting is not the frame's time
             if out is None:  # stopped
                 return
+        tick = time.perf_counter()
         x = frame_input(frame, out)
         if need_rgb:
             _ = frame.rgb  # converted here, off the model's thread
-        yield Prepared(frame, x, time.perf_counter() - tick, pooled=out is not None)
+        seconds = read + time.perf_counter() - tick
+        yield Prepared(frame, x, seconds, pooled=out is not None)
 
 
 def mapped(
