@@ -28,11 +28,13 @@ saliency extractor itself takes 8-bit only), ``(min(s, 1023) + 2) >> 2`` (which 
 256; the clamp absorbs it), then steps 2-5 run unchanged. ``bt709``/``bt601`` keep
 the 10 bits: offsets and scales are multiplied by 4 (``(Y - 64) * (1.0f / 876.0f)``, ...).
 
-Implementation: :func:`rgb_levels` runs steps 2-5 as elementwise float32 numpy
-operations on whole planes (IEEE arithmetic, each operation rounded, no fusion), with the
-chroma terms broadcast over their 2x2 (or 2x1) blocks instead of an upsampled copy; the
-result is planar, so the model input (:func:`sod_train.video.run.planes_input`) is made
-from it without an RGB picture. :func:`yuv_to_rgb` interleaves it into RGB8.
+Implementation: :func:`level_bands` runs steps 2-5 as elementwise float32 numpy
+operations (IEEE arithmetic, each operation rounded, no fusion) on bands of
+``BAND_ROWS`` rows, with the chroma terms broadcast over their 2x2 (or 2x1) blocks
+instead of an upsampled copy. The result is planar, so the model input
+(:func:`sod_train.video.run.planes_input`) is made from it without an RGB picture;
+:func:`yuv_to_rgb` interleaves it into RGB8. No lookup tables: a numpy gather costs as
+much as some twenty elementwise passes.
 """
 
 from __future__ import annotations
