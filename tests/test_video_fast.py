@@ -261,6 +261,9 @@ def test_memory_is_a_few_fixed_buffers_and_folders_borrow_none(tmp_path):
     try:
         assert len(run_rows(path, model, prefetch=2)) == 12
         assert len(seen) <= 4  # ahead + 2 buffers, reused whatever the video's length
+        seen.clear()
+        assert len(run_rows(path, model, prefetch=0)) == 12
+        assert len(seen) == 1  # one stage at a time: the one buffer, again and again
         folder = tmp_path / "frames"
         folder.mkdir()
         for i in range(3):

@@ -216,7 +216,7 @@ def pipeline(
     (two worker threads, ``ahead`` items queued between stages, ``ahead + 2`` input
     buffers). Leaving the context stops the workers."""
     stop = threading.Event()
-    buffers = Buffers(ahead + 2, stop) if ahead > 0 else None
+    buffers = Buffers(ahead + 2, stop)  # inline (ahead 0) uses one, again and again
     first = Ahead(prepared(frames, need_rgb, buffers), ahead, stop, "sod-train-video-read")
     second = Ahead(mapped(first, model, model_path, buffers), ahead, stop, "sod-train-video-model")
     try:
