@@ -3,6 +3,8 @@
 :func:`frame_map` is built on :class:`sod_train.runtime.model.SaliencyModel` (`map_input`) and
 :func:`sod_train.data.imageio.to_model_input` (x / 255, ImageNet mean/std from
 :mod:`sod_train.contract`, planar NCHW), at the frame's native size, as the host runs it.
+:func:`frame_input` makes the same input straight from a frame's YUV planes
+(:func:`planes_input`, no RGB picture on the way), equal to it bit for bit.
 The statistics follow the host: ``saliency_mean`` is the double-precision mean of the
 float32 map (the host sums sequentially; numpy sums pairwise, a difference below 1e-12).
 """
@@ -15,9 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from sod_train.contract import IMAGENET_MEAN, IMAGENET_STD
 from sod_train.data.imageio import to_model_input
 from sod_train.errors import UserInputError
 from sod_train.runtime.model import SaliencyModel
+from sod_train.video.colour import Planes, level_bands
+from sod_train.video.source import Frame
+
+F32 = np.float32
 
 
 @lru_cache(maxsize=1)
@@ -41,6 +48,58 @@ def model_input(rgb: np.ndarray) -> np.ndarray:
     return x
 
 
+@lru_cache(maxsize=1)
+def _normalisation() -> tuple[np.ndarray, np.ndarray] | None:
+    """ImageNet (mean, std) as float32 [3,1,1] if ``(code / 255 - mean) / std`` in float32
+    gives exactly :func:`_input_table`'s value for every 8-bit code of every channel, else
+    None (then the table is used). Checked on all 256 codes, the whole domain, so the
+    arithmetic (three cheap passes) is to_model_input's values, not a copy of its formula.
+    """
+    mean = np.array(IMAGENET_MEAN, dtype=F32)[:, None, None]
+    std = np.array(IMAGENET_STD, dtype=F32)[:, None, None]
+    codes = np.repeat(np.arange(256, dtype=F32)[None, None, :], 3, axis=0)
+    values = _normalise_codes(codes, mean, std)[:, 0, :]
+    exact = np.array_equal(values.view(np.uint32), _input_table().view(np.uint32))
+    return (mean, std) if exact else None
+
+
+def _normalise_codes(codes: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """In place: float32 codes 0..255 (3 x ...) -> ``(code / 255 - mean) / std``."""
+    codes /= F32(255.0)
+    codes -= mean
+    codes /= std
+    return codes
+
+
+def planes_input(
+    planes: Planes, matrix: str, value_range: str, out: np.ndarray | None = None
+) -> np.ndarray:
+    """float32 [1, 3, H, W] model input of a YUV frame, written into ``out`` when given.
+
+    Equals ``model_input(yuv_to_rgb(planes, matrix, value_range))`` bit for bit: the
+    colour steps (:func:`~sod_train.video.colour.level_bands`) leave each band's RGB8
+    codes as float32, planar, and the band is normalised in place while it is in cache.
+    """
+    height, width = planes.size
+    if out is None:
+        out = np.empty((1, 3, height, width), dtype=F32)
+    norm = _normalisation()
+    for band in level_bands(planes, matrix, value_range, out=out[0]):
+        if norm is not None:
+            _normalise_codes(band, *norm)
+        else:  # to_model_input's values by lookup (slower)
+            for c, table in enumerate(_input_table()):
+                band[c] = table.take(band[c].astype(np.intp))
+    return out
+
+
+def frame_input(frame: Frame, out: np.ndarray | None = None) -> np.ndarray:
+    """The model input of a frame: from its YUV planes when it has them, else its RGB."""
+    if frame.planes is not None:
+        return planes_input(frame.planes, frame.matrix, frame.value_range, out)
+    return model_input(frame.rgb)
+
+
 def load_model(path: str | os.PathLike[str], threads: int | None = None) -> Any:
     """The model for :func:`frame_map` (an onnxruntime session; UserInputError naming it)."""
     return SaliencyModel.open(path, threads)
@@ -52,7 +111,12 @@ def frame_map(model: Any, rgb: np.ndarray) -> np.ndarray:
     UserInputError (without a file name; the caller adds it) if the run fails, the output
     is not [1,1,H,W] or not finite.
     """
-    return model.map_input(model_input(rgb), *rgb.shape[:2])
+    return input_map(model, model_input(rgb))
+
+
+def input_map(model: Any, x: np.ndarray) -> np.ndarray:
+    """float32 HxW saliency map of a [1, 3, H, W] model input (:func:`frame_input`)."""
+    return model.map_input(x, *x.shape[2:])
 
 
 def map_stats(saliency: np.ndarray) -> tuple[float, float]:

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +64,28 @@ DEFAULT_FPS = 25.0  # frame rate of an overlay written from a folder (frames hav
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: its index, time in seconds (None if unknown), RGB8 and YUV planes."""
+    """One decoded frame: its index, time in seconds (None if unknown) and YUV planes with
+    their conversion, or an RGB8 ``picture`` read as such (a folder's frames).
+
+    :attr:`rgb` is converted on first use only: the model's input is made from the planes
+    directly (:func:`sod_train.video.run.frame_input`), so a run that writes no picture
+    never builds one.
+    """
 
     index: int
     pts: float | None
-    rgb: np.ndarray
     planes: Planes | None = None
+    matrix: str = DEFAULT_MATRIX
+    value_range: str = DEFAULT_RANGE
+    picture: np.ndarray | None = None
+
+    @cached_property
+    def rgb(self) -> np.ndarray:
+        """uint8 HxWx3 RGB of the frame (:func:`~sod_train.video.colour.yuv_to_rgb`)."""
+        if self.picture is not None:
+            return self.picture
+        assert self.planes is not None
+        return yuv_to_rgb(self.planes, self.matrix, self.value_range)
 
 
 class Video:
@@ -96,7 +113,7 @@ class Video:
         raise NotImplementedError
 
     def _frame(self, index: int, pts: float | None, planes: Planes) -> Frame:
-        return Frame(index, pts, yuv_to_rgb(planes, self.matrix, self.value_range), planes)
+        return Frame(index, pts, planes, self.matrix, self.value_range)
 
     def describe(self) -> str:
         rate = f", {self.fps:g} fps" if self.fps else ""
@@ -205,7 +222,7 @@ class FolderVideo(Video):
                     f"{entry}: is {width}x{height}, but the first frame is "
                     f"{self.width}x{self.height}; a video's frames share one size"
                 )
-            yield Frame(index, index / self.fps if self.fps else None, rgb)
+            yield Frame(index, index / self.fps if self.fps else None, picture=rgb)
 
 
 def import_av() -> Any:
