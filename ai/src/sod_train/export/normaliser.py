@@ -9,8 +9,10 @@ itself, from the input's shape alone:
    (within about +-30 % for k >= 2; pictures below 1.5 T run at their own size, k = 1);
 2. pads the picture to multiples of k by repeating its last row and column (``Pad``
    mode ``edge``), so the border rows and columns are covered, and area-averages it
-   by k: a ``Reshape`` + ``ReduceMean`` over width first (the contiguous axis, on the
-   full picture), then over height (on a k-times smaller tensor);
+   by k: a ``Reshape`` + ``ReduceMean`` over height first (adding k whole rows: long
+   contiguous runs, vectorised, on the full picture), then over width (a mean of k
+   neighbours, on a k-times smaller tensor). Measured the cheaper order
+   (``benchmarks/bench_normaliser.py``);
 3. runs the network at that working size, h x w = ceil(H/k) x ceil(W/k);
 4. brings the map back to exactly [1,1,H,W]: each working pixel repeated k x k times
    (``Unsqueeze`` + ``Expand`` + ``Reshape``, i.e. nearest neighbour), then ``Slice``
@@ -88,6 +90,11 @@ def _normaliser_nodes(
         _const("starts_00", [0, 0]),
     ]
     n = helper.make_node
+
+    def concat(parts: list[str], out: str) -> onnx.NodeProto:
+        """A 1-D int64 shape or pads vector from scalars and constants."""
+        return n("Concat", parts, [out], name=out, axis=0)
+
     before = [
         # sizes: H, W (1-D int64), short side S and the factor k
         n("Shape", [INPUT_NAME], [p + "shape"], name=p + "shape"),
@@ -109,56 +116,27 @@ def _normaliser_nodes(
         n("Sub", [p + "Hp", p + "H"], [p + "pad_h"], name=p + "pad_h"),
         n("Sub", [p + "Wp", p + "W"], [p + "pad_w"], name=p + "pad_w"),
         # pad bottom and right by repeating the edge: [0,0,0,0, 0,0,pad_h,pad_w]
-        n(
-            "Concat",
-            [p + "zeros6", p + "pad_h", p + "pad_w"],
-            [p + "pads"],
-            name=p + "pads",
-            axis=0,
-        ),
+        concat([p + "zeros6", p + "pad_h", p + "pad_w"], p + "pads"),
         n("Pad", [INPUT_NAME, p + "pads"], [p + "padded"], name=p + "pad", mode="edge"),
-        # area average over width first (contiguous: [1,3,Hp,w,k] -> mean of the last axis)
-        n(
-            "Concat",
-            [p + "batch_channels", p + "Hp", p + "w", p + "k"],
-            [p + "shape_w"],
-            name=p + "shape_w",
-            axis=0,
-        ),
-        n("Reshape", [p + "padded", p + "shape_w"], [p + "rows"], name=p + "rows"),
-        n("ReduceMean", [p + "rows"], [p + "mean_w"], name=p + "mean_w", axes=[4], keepdims=0),
-        # then over height, on the k-times smaller tensor: [1,3,h,k,w] -> mean of axis 3
-        n(
-            "Concat",
-            [p + "batch_channels", p + "h", p + "k", p + "w"],
-            [p + "shape_h"],
-            name=p + "shape_h",
-            axis=0,
-        ),
-        n("Reshape", [p + "mean_w", p + "shape_h"], [p + "cols"], name=p + "cols"),
-        n("ReduceMean", [p + "cols"], [net_input], name=p + "mean_h", axes=[3], keepdims=0),
+        # area average over height first: [1,3,h,k,Wp] -> mean of axis 3, which adds whole
+        # rows (long contiguous runs, vectorised), on the full picture ...
+        concat([p + "batch_channels", p + "h", p + "k", p + "Wp"], p + "shape_h"),
+        n("Reshape", [p + "padded", p + "shape_h"], [p + "rows"], name=p + "rows"),
+        n("ReduceMean", [p + "rows"], [p + "mean_h"], name=p + "mean_h", axes=[3], keepdims=0),
+        # ... then over width on the k-times smaller tensor: [1,3,h,w,k] -> mean of axis 4
+        concat([p + "batch_channels", p + "h", p + "w", p + "k"], p + "shape_w"),
+        n("Reshape", [p + "mean_h", p + "shape_w"], [p + "cols"], name=p + "cols"),
+        n("ReduceMean", [p + "cols"], [net_input], name=p + "mean_w", axes=[4], keepdims=0),
     ]
     after = [
         # nearest-neighbour upsampling by k: [1,1,h,w] -> [1,1,h,1,w,1] -> [1,1,h,k,w,k]
         n("Unsqueeze", [net_output, p + "axes_35"], [p + "map6"], name=p + "map6"),
-        n(
-            "Concat",
-            [p + "batch_one", p + "h", p + "k", p + "w", p + "k"],
-            [p + "shape_up"],
-            name=p + "shape_up",
-            axis=0,
-        ),
+        concat([p + "batch_one", p + "h", p + "k", p + "w", p + "k"], p + "shape_up"),
         n("Expand", [p + "map6", p + "shape_up"], [p + "blocks"], name=p + "blocks"),
-        n(
-            "Concat",
-            [p + "batch_one", p + "Hp", p + "Wp"],
-            [p + "shape_full"],
-            name=p + "shape_full",
-            axis=0,
-        ),
+        concat([p + "batch_one", p + "Hp", p + "Wp"], p + "shape_full"),
         n("Reshape", [p + "blocks", p + "shape_full"], [p + "map_padded"], name=p + "map_padded"),
         # crop the padding away: exactly [1,1,H,W]
-        n("Concat", [p + "H", p + "W"], [p + "ends"], name=p + "ends", axis=0),
+        concat([p + "H", p + "W"], p + "ends"),
         n(
             "Slice",
             [p + "map_padded", p + "starts_00", p + "ends", p + "axes_23"],
@@ -224,8 +202,8 @@ def reference_map(
     k = scale_factor(height, width, working_size)
     h, w = working_shape(height, width, working_size)
     padded = np.pad(x, ((0, 0), (0, 0), (0, h * k - height), (0, w * k - width)), mode="edge")
-    pooled = padded.reshape(1, 3, h * k, w, k).mean(axis=4, dtype=np.float32)
-    pooled = pooled.reshape(1, 3, h, k, w).mean(axis=3, dtype=np.float32)
+    pooled = padded.reshape(1, 3, h, k, w * k).mean(axis=3, dtype=np.float32)
+    pooled = pooled.reshape(1, 3, h, w, k).mean(axis=4, dtype=np.float32)
     out = np.asarray(network(pooled.astype(np.float32)))
     full = np.repeat(np.repeat(out, k, axis=2), k, axis=3)
     return full[:, :, :height, :width]

@@ -45,6 +45,10 @@ def _session_options(threads: int | None) -> Any:
 
     options = ort.SessionOptions()
     options.log_severity_level = 4  # failures are reported by us, once, not by ORT's logger
+    # Idle intra-op threads sleep instead of spinning after each run: a video loop decodes
+    # the next frame on the core a spinning thread would hold (docs/host.md says the same
+    # to C hosts).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads is not None:
         if not 1 <= threads <= guards.MAX_THREADS:
             raise UserInputError(f"threads {threads}: must be 1 to {guards.MAX_THREADS}")
