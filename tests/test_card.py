@@ -580,3 +580,17 @@ def test_image_never_overwrites_an_input(tmp_path):
     assert "training-curves image" in result.stderr
     assert json.loads(metrics_path.read_text()) == metrics
     assert not (tmp_path / "c.md").exists()
+
+
+def test_a_normalised_model_card_shows_its_working_scale_source_and_short_sides():
+    metrics = make_metrics()
+    assert "Working scale" not in render_card(metrics, None)
+    metrics["onnx"]["working_size"] = 224
+    metrics["derived_from"] = {"model_id": "v1", "sha256": "ab" * 32, "how": "normalise, T 224"}
+    ev = dict(next(iter(metrics["evaluations"].values())))
+    metrics["evaluations"]["DUTS-TE@1080"] = {**ev, "size": "short1080"}
+    text = render_card(metrics, None)
+    assert "**Working scale 224:**" in text and "(min(H, W) + 112) // 224" in text
+    assert "- **Derived from:** `v1`" in text and "normalise, T 224" in text
+    assert "| **DUTS-TE@1080** |" in text and "| short side 1080 |" in text
+    assert "downscale very large inputs" not in text

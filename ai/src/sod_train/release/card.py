@@ -130,6 +130,12 @@ def _summary(m: dict[str, Any], entry: dict[str, Any] | None, onnx_params: int |
             f"- **{_esc(name)}** (n={ev['n']}): maxF {_num(q['maxF'])}, Sm {_num(q['Sm'])}, "
             f"MAE {_num(q['MAE'])}."
         )
+    derived = m.get("derived_from")
+    if derived:
+        lines.append(
+            f"- **Derived from:** `{_esc(derived.get('model_id'))}` (sha256 "
+            f"`{derived['sha256']}`): {_esc(derived['how'])}."
+        )
     env = m["environment"]
     lines.append(
         f"- **Built by:** {m.get('created_by', 'sod-train')}, git commit "
@@ -178,12 +184,27 @@ def _contract(m: dict[str, Any]) -> list[str]:
         "- **Any size:** H and W are symbolic; the model runs at any H, W ≥ 1 and returns a map "
         "of the same size, no padding or multiple-of-N rule. `sod-train check` runs it at "
         "sizes from 1×1 to 1080×1920.",
+        *_working_scale(onnx),
         f"- **Export parity** (PyTorch vs onnxruntime, max |difference|): {parity}.",
         f"- **Opset** {contract['opset']}, default ONNX domain only; no external data.",
         f"- **Operators** ({len(onnx['ops'])}): " + ", ".join(f"`{op}`" for op in onnx["ops"]),
         "",
     ]
     return lines
+
+
+def _working_scale(onnx: dict[str, Any]) -> list[str]:
+    """The contract bullet of a graph that normalises its own scale (``onnx.working_size``)."""
+    size = onnx.get("working_size")
+    if not size:
+        return []
+    return [
+        f"- **Working scale {size}:** the graph normalises its own scale. From the input's "
+        f"shape it takes k = max(1, (min(H, W) + {size // 2}) // {size}), area-averages the "
+        "frame by k, runs the network there and repeats the map back to exactly H×W. Give "
+        "it the native frame: 1080p and 4K keep the quality of 256 px and cost little more "
+        "(docs/scale.md). `sod-train predict` runs it at the picture's native size."
+    ]
 
 
 def _data(m: dict[str, Any], entry: dict[str, Any] | None) -> list[str]:
@@ -359,7 +380,12 @@ def _evaluations(m: dict[str, Any], anchors: Mapping[str, dict[str, Any]]) -> li
 
 def _eval_row(label: str, ev: dict[str, Any]) -> list[str]:
     size = ev["size"]
-    shown = f"{size}×{size}" if isinstance(size, int) else "native"
+    if isinstance(size, int):
+        shown = f"{size}×{size}"
+    elif isinstance(size, str) and size.startswith("short"):
+        shown = f"short side {size[len('short') :]}"
+    else:
+        shown = "native"
     return [label, str(ev["n"]), shown, *(_num(ev["metrics"][k]) for k in QUALITY_METRICS)]
 
 
@@ -485,7 +511,10 @@ def _limits(m: dict[str, Any]) -> list[str]:
         "threshold (0.5 is used for IoU here).",
         "- The validation-fold IoU comes from the training distribution and is optimistic; "
         "the benchmark table is the fairer measure.",
-        "- Compute and memory grow linearly with H×W; downscale very large inputs.",
+        "- Compute and memory grow linearly with H×W; downscale very large inputs."
+        if not m["onnx"].get("working_size")
+        else "- Only the scale normaliser's pooling reads every pixel; the network runs at "
+        f"about {m['onnx']['working_size']} px short side whatever the frame size.",
     ]
     if not m.get("evaluations"):
         lines.append("- No benchmark evaluation is recorded for this model.")
