@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
+from sod_train import progress
 from sod_train.errors import UserInputError
 from sod_train.evaluate.bench import format_table, parse_list, parse_size, run_bench
 from sod_train.guards import MAX_LIST, MAX_PIXELS, MAX_RUNS, MAX_SIDE, MAX_THREADS, MAX_WARMUP
@@ -79,7 +79,7 @@ def bench(
     if len(models) > MAX_LIST:
         raise UserInputError(f"{len(models)} models: bench compares 1 to {MAX_LIST}")
     rounds = len(size_list) * len(thread_list)
-    with click.progressbar(length=rounds, label="bench", hidden=quiet, file=sys.stderr) as bar:
+    with progress.Bar(length=rounds, label="bench", quiet=quiet) as bar:
         report = run_bench(
             list(models), size_list, thread_list, runs, warmup, tick=lambda: bar.update(1)
         )

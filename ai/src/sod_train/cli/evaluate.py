@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from sod_train import progress
 from sod_train.evaluate.sod_metrics import METRIC_KEYS
 from sod_train.guards import MAX_SQUARE, MAX_THREADS, check_output_file
 
@@ -184,9 +185,7 @@ def evaluate(
                 click.echo(format_worst(ev, by, ranked[ev.source.label]))
     if record is not None:
         record_evaluation(record, evaluations[0].result)
-        if not quiet:
-            click.echo(
-                f"recorded as evaluations.{evaluations[0].result['name']} in {record}", err=True
-            )
-    if per_image is not None and not quiet:
-        click.echo(f"per-image scores in {per_image}", err=True)
+        name = evaluations[0].result["name"]
+        progress.note(f"recorded as evaluations.{name} in {record}", quiet)
+    if per_image is not None:
+        progress.note(f"per-image scores in {per_image}", quiet)

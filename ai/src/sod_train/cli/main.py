@@ -9,6 +9,7 @@ every float option of every command refuses NaN and infinity (:func:`finite_floa
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
@@ -17,8 +18,8 @@ from typing import Any, NoReturn
 
 import click
 
-from sod_train import __version__
-from sod_train.errors import SodTrainError
+from sod_train import __version__, stdio
+from sod_train.errors import GateError, SodTrainError, UserInputError, display, first_line
 
 # name -> "module:attribute" of a click.Command, a module of this package (sod_train.cli).
 COMMANDS: dict[str, str] = {
@@ -41,11 +42,54 @@ COMMANDS: dict[str, str] = {
 
 
 def fail(exc: SodTrainError) -> NoReturn:
-    """Print ``error: ...`` (prefixed by the rank inside a torchrun job) and exit."""
+    """Print ``error: ...`` (prefixed by the rank inside a torchrun job) and exit.
+
+    The message and each detail line are escaped (:func:`sod_train.errors.display`), so
+    a name from input can add no line; a broken stderr does not hide the exit code.
+    """
     rank = os.environ.get("RANK") if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else None
     prefix = f"rank {rank}: " if rank is not None else ""
-    click.echo(f"{prefix}error: {exc}", err=True)
+    message, details = getattr(exc, "message", str(exc)), getattr(exc, "details", ())
+    lines = [f"{prefix}error: {display(message)}", *(f"  {display(d)}" for d in details)]
+    with contextlib.suppress(OSError, ValueError):
+        click.echo("\n".join(lines), err=True)
     sys.exit(exc.exit_code)
+
+
+def _os_failure(exc: OSError) -> SodTrainError:
+    """One line for an OSError that reached the CLI: output lost (exit 1), else the file
+    it names (exit 2: an unreadable input, a folder without permission)."""
+    if stdio.is_output_failure(exc):
+        if exc.filename is None:
+            stdio.silence_stdout()
+        return stdio.output_error(exc)
+    reason = (exc.strerror or first_line(exc)).lower()
+    if exc.filename is not None:
+        return UserInputError(f"{os.fsdecode(exc.filename)}: {reason}")
+    return GateError(f"{reason} ({type(exc).__name__})")
+
+
+def _guarded(call: Any) -> Any:
+    """Run ``call()`` under the one failure policy of the module doc."""
+    try:
+        result = call()
+        stdio.flush_stdout()  # output still in the buffer must arrive before exit 0
+        return result
+    except SodTrainError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
+    except OSError as exc:
+        if os.environ.get("SOD_TRAIN_TRACEBACK"):
+            raise
+        fail(_os_failure(exc))
+    except Exception as exc:  # a bug: still one line, and the traceback on request
+        if os.environ.get("SOD_TRAIN_TRACEBACK"):
+            raise
+        fail(GateError(f"internal error: {type(exc).__name__}: {first_line(exc)}"))
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -90,24 +134,24 @@ class LazyGroup(click.Group):
         return finite_floats(getattr(module, attr))
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except SodTrainError as exc:
-            fail(exc)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        return _guarded(lambda: super(LazyGroup, self).invoke(ctx))
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        stdio.install()
+        return _guarded(lambda: super(LazyGroup, self).main(*args, **kwargs))
 
 
 def run_standalone(command: click.Command, prog_name: str) -> None:
     """Run one command outside the group (thin scripts) with the same error handling."""
-    try:
-        finite_floats(command).main(prog_name=prog_name, standalone_mode=True)
-    except SodTrainError as exc:
-        fail(exc)
+    stdio.install()
+    _guarded(lambda: finite_floats(command).main(prog_name=prog_name, standalone_mode=True))
 
 
 @click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="sod-train")
 def main() -> None:
     """Train, export, verify and evaluate a tiny salient-object-detection ONNX model."""
+
+
+if __name__ == "__main__":
+    main()

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from sod_train import progress, stdio
 from sod_train.check.modelio import ModelTimeout, load_session
 from sod_train.data.imageio import load_rgb
-from sod_train.errors import GateError, SodTrainError, UserInputError
+from sod_train.errors import GateError, UserInputError
 from sod_train.guards import MAX_SQUARE, MAX_THREADS
 from sod_train.predict.predict import (
     DEFAULT_SIZE,
@@ -23,7 +22,6 @@ from sod_train.predict.predict import (
     decode_bytes,
     default_model,
     fixed_input_size,
-    note,
     picture_for,
     plan_jobs,
     plan_single,
@@ -76,22 +74,6 @@ def _look(
     return Look(fmt=fmt, view=view, threshold=threshold, soft=soft, bg=bg)
 
 
-def _write_stdout(data: bytes) -> None:
-    """Write the whole PNG to stdout; a reader that went away is one line, exit 1."""
-    stream = sys.stdout.buffer
-    try:
-        stream.write(data)
-        stream.flush()
-    except BrokenPipeError:
-        # Point stdout at /dev/null so the interpreter's own flush at exit stays quiet.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
-        raise SodTrainError("stdout was closed before the whole PNG was written") from None
-
-
 def _one_picture(
     src: Path,
     dest: Path,
@@ -105,9 +87,9 @@ def _one_picture(
 ) -> None:
     """``predict INPUT OUTPUT``: one picture, ``-`` for stdin or stdout."""
     from_stdin, to_stdout = str(src) == STDIO, str(dest) == STDIO
-    if from_stdin and sys.stdin.buffer.isatty():
+    if from_stdin and stdio.stdin_binary().isatty():
         raise UserInputError("stdin is a terminal; pipe a picture in: predict - out.png < in.jpg")
-    if to_stdout and sys.stdout.buffer.isatty():
+    if to_stdout and stdio.stdout_binary().isatty():
         raise UserInputError(
             "refusing to write PNG bytes to a terminal; redirect stdout or give OUTPUT.png"
         )
@@ -116,7 +98,7 @@ def _one_picture(
     session = load_session(model_path, threads)
     run_size = _run_size(fixed_input_size(session), size, native)
     if from_stdin:
-        rgb = decode_bytes(read_stream(sys.stdin.buffer))
+        rgb = decode_bytes(read_stream(stdio.stdin_binary()))
     else:
         rgb, _ = load_rgb(src)
     label = STDIN_LABEL if from_stdin else src
@@ -125,11 +107,11 @@ def _one_picture(
     except ModelTimeout as exc:
         raise UserInputError(f"{model_path}: {exc}") from None
     if to_stdout:
-        _write_stdout(png_bytes(picture))
+        stdio.write_stdout(png_bytes(picture))
     else:
         write_png(picture, dest)
     where = "stdout" if to_stdout else dest
-    note(f"wrote {look.kind} {picture.width}x{picture.height} PNG to {where}", quiet)
+    progress.note(f"wrote {look.kind} {picture.width}x{picture.height} PNG to {where}", quiet)
 
 
 @click.command("predict")
@@ -245,8 +227,7 @@ def predict(
     session = load_session(model_path, threads)
     run_size = _run_size(fixed_input_size(session), size, native)
     failures: list[str] = []
-    stderr = sys.stderr
-    with click.progressbar(jobs, label="predict", hidden=quiet, show_pos=True, file=stderr) as bar:
+    with progress.Bar(jobs, label="predict", quiet=quiet) as bar:
         for job in bar:
             try:
                 predict_file(session, job, look, run_size)
@@ -254,8 +235,8 @@ def predict(
                 raise UserInputError(f"{model_path}: {exc}; no more pictures were run") from None
             except UserInputError as exc:
                 failures.append(str(exc))
-                click.echo(f"skipped: {exc}", err=True)
+                progress.note(f"skipped: {exc}")
     done = len(jobs) - len(failures)
-    note(f"wrote {done} {look.kind} PNG(s) to {out}", quiet)
+    progress.note(f"wrote {done} {look.kind} PNG(s) to {out}", quiet)
     if failures:
         raise GateError(f"{len(failures)} of {len(jobs)} picture(s) could not be processed")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sod_train import progress
 from sod_train.cli.evaluate import source_options, sources_from
 from sod_train.evaluate.sod_metrics import METRIC_KEYS
 from sod_train.guards import check_output_file
@@ -75,5 +76,4 @@ def report(
     build_report(
         sources, data_dir, out, metrics_files, count, seed, by, size, native, threads, quiet, name
     )
-    if not quiet:
-        click.echo(f"report written to {out}", err=True)
+    progress.note(f"report written to {out}", quiet)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from sod_train import progress
 from sod_train.check.allowlist import DEFAULT_ALLOWLIST
 from sod_train.guards import MAX_BATCH_SIZE, MAX_CROP, MAX_EPOCHS
 from sod_train.train.config import Runtime, TrainConfig
@@ -271,15 +272,14 @@ def export(
     )
     result = Checkpoint.load(path).result()
     if not result.finished:
-        click.echo(
+        progress.note(
             f"note: {path} is from an unfinished run (epoch {len(result.history)} of "
-            f"{result.config.epochs}); exporting its best epoch so far",
-            err=True,
+            f"{result.config.epochs}); exporting its best epoch so far"
         )
     export_result(
         result, output, metrics_out, min_val_iou=min_val_iou, allowlist_path=allowlist, smoke=smoke
     )
-    click.echo(f"wrote {output}", err=True)
+    progress.note(f"wrote {output}")
 
 
 @click.command("quickstart")

@@ -172,11 +172,16 @@ def check_pair_headers(pair: Pair, allow_rgb: bool = False) -> str | None:
 def raise_if_problems(problems: list[str], root: Path, skip_bad: bool) -> None:
     """Raise one UserInputError listing every problem unless ``skip_bad`` is set."""
     if problems and not skip_bad:
-        shown = "\n  ".join(problems[:50])
-        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
         raise UserInputError(
-            f"{root}: {len(problems)} bad file(s) (pass --skip-bad to skip them):\n  {shown}{more}"
+            f"{root}: {len(problems)} bad file(s) (pass --skip-bad to skip them):",
+            problem_lines(problems),
         )
+
+
+def problem_lines(problems: list[str], limit: int = 50) -> list[str]:
+    """The first ``limit`` problems and a "... and N more" line: an error's detail lines."""
+    extra = [f"... and {len(problems) - limit} more"] if len(problems) > limit else []
+    return problems[:limit] + extra
 
 
 def split_pairs(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:

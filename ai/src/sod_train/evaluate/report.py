@@ -14,7 +14,6 @@ import html
 import io
 import json
 import random
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sod_train import atomicio
+from sod_train import atomicio, progress
 from sod_train.contract import LOWER_IS_BETTER
 from sod_train.errors import UserInputError
 from sod_train.evaluate.evaluate import (
@@ -310,8 +309,7 @@ def build_report(
     evaluations = evaluate_sources(
         sources, data_dir, size, native, threads, quiet, name, [("the report", out)]
     )
-    if not quiet:
-        print("drawing the report", file=sys.stderr)
+    progress.note("drawing the report", quiet)
     ranked = rank_images(evaluations, by)
     scores = dict(ranked)
     picks = pick_images(ranked, n, seed)

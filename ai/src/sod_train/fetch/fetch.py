@@ -121,7 +121,8 @@ def fetch_dataset(
     if known:
         progress.note(
             f"note: {len(known)} file(s) of the published {pin.name} fail the mask check "
-            "(every genuine copy has them):\n  " + "\n  ".join(known)
+            "(every genuine copy has them):",
+            details=known,
         )
     private = override and pin.sha256 is not None  # the user's own archive, not the pin's
     if pin.content_digest and digest != pin.content_digest and not private:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -42,12 +41,13 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from sod_train import atomicio
+from sod_train import atomicio, stdio
 from sod_train.check import modelio
 from sod_train.data.imageio import load_rgb, rgb_from_bytes, to_model_input
 from sod_train.errors import UserInputError
 from sod_train.guards import check_output_dir, check_output_file, refuse_aliases
 from sod_train.predict import render as draw
+from sod_train.progress import note
 from sod_train.release import registry
 
 FORMATS = ("mask", "cutout", "overlay")
@@ -57,7 +57,7 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 DEFAULT_SIZE = 256
 MAX_NATIVE_PIXELS = 16_000_000
 MAX_STDIN_BYTES = 256 << 20  # a picture piped in; an 89 MP PNG fits
-STDIO = "-"  # INPUT: read stdin; OUTPUT: write stdout
+STDIO = stdio.STDIO  # INPUT: read stdin; OUTPUT: write stdout
 STDIN_LABEL = "<stdin>"
 
 
@@ -93,12 +93,6 @@ class Job:
     src: Path
     dest: Path
     truth: Path | None = None
-
-
-def note(message: str, quiet: bool = False) -> None:
-    """A progress note on stderr (stdout may carry a PNG), unless ``quiet``."""
-    if not quiet:
-        print(message, file=sys.stderr, flush=True)
 
 
 def default_model(quiet: bool = False) -> Path:

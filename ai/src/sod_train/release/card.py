@@ -11,13 +11,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sod_train import atomicio
+from sod_train import atomicio, progress
 from sod_train.contract import QUALITY_METRICS
 from sod_train.errors import UserInputError
 from sod_train.guards import check_output_file, refuse_aliases
@@ -877,11 +876,6 @@ class CardFiles(NamedTuple):
     curves: Path | None
 
 
-def _note(message: str, quiet: bool) -> None:
-    if not quiet:
-        print(f"note: {message}", file=sys.stderr)
-
-
 def write_card(
     metrics_path: Path,
     out: Path | None = None,
@@ -924,8 +918,8 @@ def write_card(
     drawn: Path | None = None
     if importlib.util.find_spec("matplotlib") is None:
         kept = "kept the existing" if image.exists() else "did not write the"
-        _note(
-            f"matplotlib is not installed ({REPORT_HINT}); {kept} training-curves image "
+        progress.note(
+            f"note: matplotlib is not installed ({REPORT_HINT}); {kept} training-curves image "
             f"{image}; the card links it",
             quiet,
         )
