@@ -16,6 +16,7 @@ from sod_train.fetch.fetch import (
 )
 from sod_train.fetch.pins import PINS, get_pin
 from sod_train.guards import check_output_dir, require_regular_file
+from sod_train.stdio import echo, echo_block
 
 
 def _url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -92,10 +93,10 @@ def fetch(
         raise GateError(f"{exc.filename or dest}: {exc.strerror or exc}") from None
     what = f"{result.pairs:,} pairs, content digest {result.content_digest}"
     if result.already:
-        click.echo(f"{result.root}: already there and verified ({what}); nothing downloaded")
+        echo(f"{result.root}: already there and verified ({what}); nothing downloaded")
     else:
-        click.echo(f"{result.root}: ready ({what})")
-    click.echo(f"train with: --duts-root {shlex.quote(str(result.root))}")
+        echo(f"{result.root}: ready ({what})")
+    echo(f"train with: --duts-root {shlex.quote(str(result.root))}")
 
 
 @click.command("verify-data")
@@ -113,27 +114,27 @@ def verify_data(folder: Path, as_json: bool, quiet: bool) -> None:
     except OSError as exc:  # an unreadable file or folder
         raise GateError(f"{exc.filename or folder}: {exc.strerror or exc}") from None
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo_block(json.dumps(report, indent=2))
     else:
-        click.echo(f"{folder}: {report['pairs']:,} pairs, {len(report['problems'])} bad file(s)")
+        echo(f"{folder}: {report['pairs']:,} pairs, {len(report['problems'])} bad file(s)")
         for line in report["problems"][:50]:
-            click.echo(f"  {line}")
+            echo(f"  {line}")
         if len(report["problems"]) > 50:
-            click.echo(f"  ... and {len(report['problems']) - 50} more")
+            echo(f"  ... and {len(report['problems']) - 50} more")
         if report["known_problems"]:
-            click.echo(
+            echo(
                 f"{len(report['known_problems'])} known problem(s) of the published "
                 f"{report['pin']} (every genuine copy has them):"
             )
             for line in report["known_problems"]:
-                click.echo(f"  {line}")
-        click.echo(f"content digest: {report['content_digest']}")
+                echo(f"  {line}")
+        echo(f"content digest: {report['content_digest']}")
         if report["digest_matches"]:
-            click.echo(
+            echo(
                 f"matches the pinned {report['pin']} digest (measured on {report['digest_source']})"
             )
         elif report["pin"] is None or report["pinned_digest"] is None:
-            click.echo("no pinned digest for this layout: compare it with your source's")
+            echo("no pinned digest for this layout: compare it with your source's")
     if report["digest_matches"] is False:
         raise GateError(
             f"{folder}: content digest {report['content_digest']} does not match the pinned "

@@ -234,7 +234,7 @@ def content_digest(root: str | Path, files: list[Path]) -> str:
     lines = sorted(json.dumps([file_role(p), p.stem, sha]) + "\n" for p, sha in hashes)
     digest = hashlib.sha256("".join(lines).encode()).hexdigest()
     legacy = sorted(f"{p.relative_to(root).as_posix()}  {sha}\n" for p, sha in hashes)
-    _LEGACY[digest] = hashlib.sha256("".join(legacy).encode()).hexdigest()
+    _LEGACY[digest] = hashlib.sha256("".join(legacy).encode("utf-8", "surrogateescape")).hexdigest()
     return digest
 
 
@@ -245,7 +245,7 @@ def legacy_content_digest(root: str | Path, files: list[Path]) -> str:
     """
     root = Path(root)
     lines = sorted(f"{p.relative_to(root).as_posix()}  {file_sha256(p)}\n" for p in files)
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+    return hashlib.sha256("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def digest_aliases(digest: str) -> frozenset[str]:
