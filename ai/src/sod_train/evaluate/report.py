@@ -42,12 +42,22 @@ THUMB = 160  # thumbnail height in pixels
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     """``training.history`` (or a top-level ``history``) of a metrics JSON, checked."""
+    from sod_train.release.schema import history_problems
+
     doc = read_json_object(path, "the metrics JSON")
     training = doc.get("training")
+    where = "training.history" if isinstance(training, dict) else "history"
     history = training.get("history") if isinstance(training, dict) else doc.get("history")
-    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+    if history is None:
         raise UserInputError(f"{path}: no training.history (a list of epoch objects)")
+    problems = history_problems(history, where)
+    if problems:
+        raise UserInputError(f"{path}: bad training history: {problems[0]}{_more(problems)}")
     return history
+
+
+def _more(items: list[str]) -> str:
+    return f" (+{len(items) - 1} more)" if len(items) > 1 else ""
 
 
 def rank_images(evaluations: list[Evaluation], by: str) -> list[tuple[str, float]]:

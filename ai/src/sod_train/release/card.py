@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from sod_train import atomicio, progress
 from sod_train.contract import QUALITY_METRICS
 from sod_train.errors import UserInputError
-from sod_train.guards import check_output_file, refuse_aliases
+from sod_train.guards import check_output_file, confined, refuse_aliases
 from sod_train.paths import ANCHOR_DIR, CARD_DIR, REGISTRY_PATH, REPO_ROOT
 from sod_train.release.schema import (
     load_json,
@@ -863,7 +863,7 @@ def _exported_params(metrics_path: Path, metrics: dict[str, Any]) -> int | None:
     from sod_train.check.modelio import parameter_count, read_model
     from sod_train.hashing import file_sha256
 
-    path = Path(metrics_path).parent / metrics["onnx"]["file"]
+    path = confined(Path(metrics_path).parent, metrics["onnx"]["file"], "onnx.file", metrics_path)
     if not path.is_file() or file_sha256(path) != metrics["onnx"]["sha256"]:
         return None
     return parameter_count(read_model(path)[1])
@@ -909,7 +909,13 @@ def write_card(
         )
     anchors = dict(_load_anchor(path) for path in anchor_paths)
     if out is None:
-        out = REPO_ROOT / (entry["card"] if entry else CARD_DIR / f"{metrics['model_id']}.md")
+        # The registry's card path is confined to the repository: a registry can never
+        # make `card` write anywhere else (no '..', absolute path or symlink out).
+        if entry is not None:
+            where = f"models[{entry['id']}].card"
+            out = confined(REPO_ROOT, entry["card"], where, registry_path)
+        else:
+            out = REPO_ROOT / CARD_DIR / f"{metrics['model_id']}.md"
         _check_out(Path(out), metrics, metrics_path, Path(registry_path), anchor_paths)
     out = Path(out)
     params = None if entry is not None else _exported_params(Path(metrics_path), metrics)
