@@ -109,10 +109,7 @@ def verify_data(folder: Path, as_json: bool, quiet: bool) -> None:
     FOLDER uses the official layout (e.g. DUTS-TR/DUTS-TR-Image + DUTS-TR-Mask) or
     images/ + masks/. Exit 0 ok, 1 bad files or digest mismatch, 2 not a data folder.
     """
-    try:
-        report = verify_folder(folder, quiet=quiet)
-    except OSError as exc:  # an unreadable file or folder
-        raise GateError(f"{exc.filename or folder}: {exc.strerror or exc}") from None
+    report = verify_folder(folder, quiet=quiet)  # an OSError: one line from cli.main, exit 2
     if as_json:
         echo_block(json.dumps(report, indent=2))
     else:

@@ -58,12 +58,23 @@ class PairScan:
     paired: list[Pair] = field(default_factory=list)  # every stem with both files, good or not
 
 
+def _listing(folder: Path, what: str) -> list[Path]:
+    """The entries of ``folder``, sorted; UserInputError naming it if it cannot be listed
+    (no permission, gone, not a folder), never an OSError."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise UserInputError(f"{folder}: cannot list the {what} ({reason})") from None
+
+
 def locate_layout(root: str | Path) -> tuple[Path, Path]:
     """Return (image_dir, mask_dir) for ``root`` or raise UserInputError naming what is missing."""
     root = Path(root)
     if not root.is_dir():
         raise UserInputError(f"{root}: not a folder")
-    for image_dir in sorted(root.glob("*-Image")):
+    entries = _listing(root, "data-set folder")
+    for image_dir in (p for p in entries if p.name.endswith("-Image")):
         mask_dir = root / (image_dir.name[: -len("-Image")] + "-Mask")
         if image_dir.is_dir() and mask_dir.is_dir():
             return image_dir, mask_dir
@@ -87,7 +98,7 @@ def _files_by_stem(
     """
     found: dict[str, Path] = {}
     duplicated: set[str] = set()
-    for path in sorted(folder.iterdir()):
+    for path in _listing(folder, f"{role} folder"):
         if path.name.startswith(".") or path.suffix.lower() not in exts:
             continue
         try:
