@@ -383,13 +383,23 @@ def _check_folder_usable(target: Path, folder: Path, what: str) -> None:
         raise UserInputError(f"{target}: cannot write {what}: {existing} is not writable")
 
 
+def _require_file_name(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a Path, if it names a file: ``''``, ``.``, ``..`` or a trailing ``/``
+    name none (UserInputError)."""
+    text = os.fspath(path)
+    if not text or text.endswith(os.sep) or Path(text).name in ("", ".", ".."):
+        raise UserInputError(f"{text!r}: cannot write {what}: the path names no file")
+    return Path(text)
+
+
 def check_output_file(path: str | os.PathLike[str], what: str) -> None:
     """Refuse, before any work, a path a command could not write ``what`` to.
 
-    Refused: an existing folder or special file at ``path``, a parent that is a file,
-    and a folder (the nearest existing one) that is not writable.
+    Refused: an empty path or one that names no file (``.``, ``dir/``), an existing
+    folder or special file at ``path``, a parent that is a file, and a folder (the
+    nearest existing one) that is not writable.
     """
-    path = Path(path)
+    path = _require_file_name(path, what)
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -413,8 +423,12 @@ def release_outputs(
     output: str | os.PathLike[str], metrics_out: str | os.PathLike[str] | None = None
 ) -> list[tuple[str, Path]]:
     """The files an export writes: the ONNX model, its golden vectors and metrics JSON."""
-    output = Path(output)
-    metrics = Path(metrics_out) if metrics_out else output.with_suffix(".metrics.json")
+    output = _require_file_name(output, "--output")
+    metrics = (
+        _require_file_name(metrics_out, "--metrics-out")
+        if metrics_out
+        else output.with_suffix(".metrics.json")
+    )
     label = "--metrics-out" if metrics_out else "the metrics JSON"
     return [
         ("--output", output),
