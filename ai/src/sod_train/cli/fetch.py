@@ -10,6 +10,12 @@ from pathlib import Path
 import click
 
 from sod_train.errors import GateError
+from sod_train.fetch.download import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MIN_RATE,
+    DEFAULT_TIMEOUT,
+    NetPolicy,
+)
 from sod_train.fetch.fetch import (
     fetch_dataset,
     verify_folder,
@@ -25,8 +31,12 @@ def _url(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
         return value
     from urllib.parse import urlsplit
 
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check (ValueError: out of range)
+    except ValueError as exc:  # 'http://[::1' (an unclosed IPv6 address), a bad port
+        raise click.BadParameter(f"'{value}': not a valid address ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise click.BadParameter(f"'{value}': expected an http:// or https:// address")
     return value
 
@@ -62,6 +72,30 @@ def _hex(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
     type=click.IntRange(0, 2**40),
     help="Expected archive size in bytes (with --sha256).",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to connect, and without a byte from the server, before a request fails "
+    "(it is retried a few times); also the window of --min-rate.",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(1, 7 * 86400),
+    default=DEFAULT_DEADLINE,
+    show_default=True,
+    help="Seconds for the whole download, retries included; then it stops (the partial "
+    "file is kept, a re-run resumes it).",
+)
+@click.option(
+    "--min-rate",
+    type=click.FloatRange(0),
+    default=DEFAULT_MIN_RATE,
+    show_default=True,
+    help="Bytes per second the server must average over every --timeout seconds of the body "
+    "(a server that drips a byte now and then fails); 0: no floor.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars or notes.")
 def fetch(
     dataset: str,
@@ -70,12 +104,16 @@ def fetch(
     archive: Path | None,
     sha256: str | None,
     size: int | None,
+    timeout: float,
+    deadline: float,
+    min_rate: float,
     quiet: bool,
 ) -> None:
     """Download DATASET (e.g. duts-tr), verify its pinned SHA-256, unpack it safely.
 
-    Prints where the data is and the --duts-root to give the trainer. DUTS is free for
-    academic research only; sod-train never redistributes it.
+    Every picture of the archive is decoded, as verify-data does, before it is reported
+    ready. Prints where the data is and the --duts-root to give the trainer. DUTS is free
+    for academic research only; sod-train never redistributes it.
     """
     if url and archive:
         raise click.UsageError("give --url or --archive, not both")
@@ -87,7 +125,14 @@ def fetch(
         require_regular_file(archive, "the archive")
     try:
         result = fetch_dataset(
-            pin, dest, url=url, archive=archive, sha256=sha256, size=size, quiet=quiet
+            pin,
+            dest,
+            url=url,
+            archive=archive,
+            sha256=sha256,
+            size=size,
+            quiet=quiet,
+            policy=NetPolicy.from_options(timeout, deadline, min_rate),
         )
     except OSError as exc:  # unwritable --dest, full disk, ...
         raise GateError(f"{exc.filename or dest}: {exc.strerror or exc}") from None

@@ -136,15 +136,40 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         return _guarded(lambda: super(LazyGroup, self).invoke(ctx))
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        stdio.install()
-        return _guarded(lambda: super(LazyGroup, self).main(*args, **kwargs))
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        return _main(super().main, standalone_mode, *args, **kwargs)
+
+
+# click >= 8.2 raises this for a group called with no arguments (its message is the help).
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _main(click_main: Any, standalone_mode: bool, *args: Any, **kwargs: Any) -> Any:
+    """click's ``main`` under the one failure policy, with usage errors as one line too
+    (``error: Invalid value for '--url': ... (see 'sod-train fetch --help')``, exit 2)."""
+    stdio.install()
+    if not standalone_mode:
+        return _guarded(lambda: click_main(*args, standalone_mode=False, **kwargs))
+    try:
+        result = _guarded(lambda: click_main(*args, standalone_mode=False, **kwargs))
+    except _NO_ARGS_IS_HELP as exc:  # a bare group: its help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        fail(UserInputError(exc.format_message() + where))
+    except click.ClickException as exc:
+        error = SodTrainError(exc.format_message())
+        error.exit_code = exc.exit_code
+        fail(error)
+    except click.exceptions.Abort:
+        fail(GateError("aborted"))
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 def run_standalone(command: click.Command, prog_name: str) -> None:
     """Run one command outside the group (thin scripts) with the same error handling."""
-    stdio.install()
-    _guarded(lambda: finite_floats(command).main(prog_name=prog_name, standalone_mode=True))
+    _main(finite_floats(command).main, True, prog_name=prog_name)
 
 
 @click.group(cls=LazyGroup)
