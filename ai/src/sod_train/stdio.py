@@ -9,9 +9,12 @@ OUTPUT), and one policy for a stream that is closed, full or cut.
   quota, or a reader that went away (EPIPE: ``| head``) is one line and exit 1 (see
   :func:`output_error`). After a failure on stdout it is pointed at ``/dev/null``, so
   the interpreter's own last flush cannot print a second error.
-* **Text.** Every line written by :func:`echo` goes through
-  :func:`sod_train.errors.display`, and stdout never fails to encode (backslash
-  escapes), so a name from input cannot forge a line of a report.
+* **Text.** All text a command writes to stdout (``click.echo``, ``print``, :func:`echo`)
+  goes through one stream that :func:`install` puts in place: every control character
+  but the newline is escaped (:func:`sod_train.errors.display`), so no name from input
+  can move the cursor, clear the screen or rewrite a line, and nothing fails to encode.
+  :func:`echo` also escapes newlines: one record, one line, whatever a name holds.
+  Bytes (a PNG on ``-``) go through :func:`write_stdout` untouched.
 
 The CLI calls :func:`install` once at start-up (``sod_train.cli.main``).
 """
@@ -74,6 +77,25 @@ class _Closed(io.TextIOBase):
         raise OSError(errno.EBADF, f"{self.name} is closed")
 
 
+class _EscapingText:
+    """sys.stdout as commands see it: text written is escaped line by line (newlines kept);
+    everything else (``buffer``, ``fileno``, ``flush``, ...) is the real stream's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write("\n".join(display(line) for line in text.split("\n")))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def is_stdio(path: object) -> bool:
     """Whether a file argument is ``-`` (stdin for an INPUT, stdout for an OUTPUT)."""
     return path is not None and os.fspath(path) == STDIO  # type: ignore[arg-type]
@@ -106,6 +128,8 @@ def install() -> None:
         if reconfigure is not None:
             with contextlib.suppress(OSError, ValueError):
                 reconfigure(errors="backslashreplace")
+    if not isinstance(sys.stdout, (_Closed, _EscapingText)):
+        sys.stdout = _EscapingText(sys.stdout)
 
 
 def output_error(exc: OSError, where: object = None) -> GateError:
