@@ -2,7 +2,9 @@
 progress (library code never imports click).
 
 On a terminal a bar redraws in place at most 10 times a second; elsewhere (a log file,
-a pipe) only its label is written, once, so logs stay readable. ``quiet`` hides both.
+a pipe) only its label is written, once, at the first step, so logs stay readable and a
+command that fails before any progress prints its one error line alone. ``quiet`` hides
+both.
 Every note and label goes through :func:`sod_train.errors.display`, so a file name with
 a newline or an escape sequence cannot forge a line or drive the terminal. A closed or
 broken stderr never fails a command: progress is a courtesy.
@@ -61,11 +63,10 @@ class Bar:
         self.done = 0
         self.item: Any = None
         self.started = self.drawn = 0.0
+        self.labelled = self.hidden or self.tty or not self.label  # off a terminal: at step 1
 
     def __enter__(self) -> Bar:
         self.started = time.perf_counter()
-        if not self.hidden and not self.tty and self.label:
-            _say(self.label + "\n", self.stream)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -84,6 +85,9 @@ class Bar:
         """Count ``n`` more steps; ``item`` is what ``show`` describes."""
         self.done += n
         self.item = item
+        if not self.labelled:
+            self.labelled = True
+            _say(self.label + "\n", self.stream)
         if self.tty and time.perf_counter() - self.drawn >= REDRAW_S:
             self._draw()
 

@@ -136,6 +136,16 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         return _guarded(lambda: super(LazyGroup, self).invoke(ctx))
 
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        # --version and --help print while the context is made; click would turn their
+        # broken pipe into a silent exit 1, this into the one line.
+        try:
+            return super().make_context(*args, **kwargs)
+        except OSError as exc:
+            if not stdio.is_output_failure(exc):
+                raise
+            raise _os_failure(exc) from None
+
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         return _main(super().main, standalone_mode, *args, **kwargs)
 
