@@ -98,11 +98,20 @@ class _Clock:
 
     def check(self, part: Path) -> None:
         if self.left() <= 0:
-            have = part.stat().st_size if part.exists() else 0
             raise GateError(
                 f"{self.url}: not finished within the deadline of {self.policy.deadline:g} s "
-                f"(--deadline); kept {have:,} bytes in {part}; re-run to resume"
+                f"(--deadline){_kept(part)}"
             )
+
+
+def _kept(part: Path) -> str:
+    """What a failed download leaves for a re-run: '; kept N bytes in PART; re-run to
+    resume', or nothing (an empty partial file is removed)."""
+    have = part.stat().st_size if part.exists() else 0
+    if not have:
+        part.unlink(missing_ok=True)
+        return ""
+    return f"; kept {have:,} bytes in {part}; re-run to resume"
 
 
 class _Interrupted(Exception):
