@@ -283,7 +283,9 @@ def _stream(
             hasher.update(block)
             done += len(block)
             bar.update(len(block), done)
-            clock.check(part)
+            if clock.left() <= 0:
+                out.flush()  # what arrived stays in the partial file for a re-run
+                clock.check(part)
             now = time.monotonic()
             if now - window_start >= policy.read_timeout:
                 rate = (done - window_done) / (now - window_start)
