@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, NoReturn
 
 from sod_train.errors import GateError, SodTrainError, UserInputError, display
 
-STDIO = "-"  # as a file argument: stdin (INPUT) or stdout (OUTPUT)
+STDIO = "-"  # as a file argument: stdin (INPUT) or stdout (OUTPUT), see is_stdio
 
 # errno values that mean "the output did not arrive", whatever file was being written.
 OUTPUT_ERRNOS = frozenset(
@@ -219,14 +219,3 @@ def echo_block(text: str) -> None:
     """Write ``text`` (a table, a report) to stdout: its own line breaks are kept, every
     other control character is escaped."""
     write_stdout("\n".join(display(line) for line in text.split("\n")) + "\n")
-
-
-def write_output(dest: str | os.PathLike[str], data: bytes | str) -> None:
-    """Write ``data`` to the file ``dest`` atomically, or to stdout when ``dest`` is ``-``."""
-    if is_stdio(dest):
-        write_stdout(data)
-        return
-    from sod_train import atomicio
-
-    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
-    atomicio.write_bytes(dest, raw)
