@@ -155,3 +155,20 @@ def test_the_limits_and_their_defaults_are_in_the_help():
     for option in ("--timeout", "--deadline", "--min-rate"):
         assert option in text
     assert "default: 30.0" in text and "default: 14400.0" in text and "default: 1024.0" in text
+
+
+def test_retrying_a_refused_connection_stops_at_the_deadline(body, tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}{PATH}"
+    result, took = fetch(tmp_path, url, body, "--deadline", 3)  # back-off would take 31 s
+    assert "cannot connect" in one_line(result, 1)
+    assert took < 3 + STARTUP, took
+
+
+def test_retrying_a_503_stops_at_the_deadline(server, body, tmp_path):
+    server.routes[PATH] = Route(body, statuses=[503] * 100)
+    result, took = fetch(tmp_path, server.url(PATH), body, "--deadline", 3)
+    assert "HTTP 503" in one_line(result, 1)
+    assert took < 3 + STARTUP, took
+    no_data(tmp_path)

@@ -114,13 +114,45 @@ def _kept(part: Path) -> str:
     return f"; kept {have:,} bytes in {part}; re-run to resume"
 
 
+class _DeadlineRetry(Retry):
+    """urllib3's retry policy (connect errors, 5xx) that also stops at the download's
+    deadline: no back-off sleeps past it, and no retry starts after it."""
+
+    ends: float | None = None
+
+    def new(self, **kw: Any) -> _DeadlineRetry:
+        retry = super().new(**kw)
+        retry.ends = self.ends
+        return retry
+
+    def get_backoff_time(self) -> float:
+        wait = super().get_backoff_time()
+        if self.ends is None:
+            return wait
+        return max(0.0, min(wait, self.ends - time.monotonic()))
+
+    def is_exhausted(self) -> bool:
+        late = self.ends is not None and time.monotonic() >= self.ends
+        return late or super().is_exhausted()
+
+
+def _bound_retries(session: requests.Session, ends: float) -> None:
+    """Make the retry policy of ``session`` (from :func:`make_session`) stop at the
+    monotonic time ``ends``; retries are per-request copies, so this sets the template."""
+    for adapter in session.adapters.values():
+        retries = getattr(adapter, "max_retries", None)
+        if isinstance(retries, _DeadlineRetry):
+            adapter.max_retries = retries.new()
+            adapter.max_retries.ends = ends
+
+
 class _Interrupted(Exception):
     """The body stopped early (dropped or stalled connection): resume with Range."""
 
 
 def make_session(policy: NetPolicy) -> requests.Session:
     """A requests session that retries connection errors and 5xx (never 4xx) with backoff."""
-    retry = Retry(
+    retry = _DeadlineRetry(
         total=None,
         connect=policy.retries,
         read=0,  # a read timeout is retried by download(), which watches the deadline
@@ -165,6 +197,7 @@ def download(
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     clock = _Clock(url, policy)
+    _bound_retries(session, clock.ends)
     failures = 0
     while True:
         clock.check(part)
