@@ -206,21 +206,6 @@ def _finite_float(text: str) -> float:
 MAX_JSON_INT = 2**63  # integers a JSON file may hold: |n| < 2**63 (what int64 holds)
 
 
-def json_depth(doc: Any) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0), computed without recursion."""
-    deepest, stack = 0, [(doc, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-        else:
-            continue
-        deepest = max(deepest, depth + 1)
-    return deepest
-
-
 def _unencodable(text: str) -> bool:
     try:
         text.encode("utf-8")
