@@ -33,6 +33,9 @@ class Route:
     truncate_at: int | None = None  # every answer stops at this offset (Content-Length lies)
     stall: str | None = None  # "headers": never answer; "body": stop after half the body
     gate: threading.Event | None = None  # pause half way through the body until set
+    drip: float | None = None  # send the body one byte every ``drip`` seconds
+    endless: bool = False  # no Content-Length, then bytes forever (until the client leaves)
+    claim_length: int | None = None  # announce this Content-Length, whatever is sent
     dropped: bool = False
 
 
@@ -92,6 +95,9 @@ class FileServer:
         if route.stall == "headers":
             self.release.wait(10)
             return
+        if route.endless or route.drip is not None:
+            self._misbehave(h, route)
+            return
         body, start, status = route.body, 0, 200
         match = re.fullmatch(r"bytes=(\d+)-", h.headers.get("Range") or "")
         if match and route.honour_range:
@@ -103,7 +109,8 @@ class FileServer:
                 h.end_headers()
                 return
         h.send_response(status)
-        h.send_header("Content-Length", str(len(body) - start))
+        length = len(body) - start if route.claim_length is None else route.claim_length
+        h.send_header("Content-Length", str(length))
         h.send_header("Accept-Ranges", "bytes")
         if status == 206:
             h.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
@@ -124,6 +131,25 @@ class FileServer:
             route.gate.wait(10)
             start = half
         h.wfile.write(body[start:end])
+
+    def _misbehave(self, h: BaseHTTPRequestHandler, route: Route) -> None:
+        """An endless body (no length, 64 KiB blocks forever) or a dripping one (one byte
+        at a time), until the client goes away or the server stops."""
+        h.send_response(200)
+        if not route.endless:
+            h.send_header("Content-Length", str(len(route.body)))
+        h.end_headers()
+        sent = 0
+        while not self.release.is_set():
+            if route.endless:
+                h.wfile.write(b"\0" * (64 << 10))
+            else:
+                if sent >= len(route.body):
+                    return
+                h.wfile.write(route.body[sent : sent + 1])
+                sent += 1
+                h.wfile.flush()
+                self.release.wait(route.drip)
 
 
 def sha256(data: bytes) -> str:

@@ -6,6 +6,11 @@ JSON. ``cli`` runs the real command line in-process under an alarm, so a command
 would hang fails the test instead of stalling the suite, and checks the rules every
 refusal must follow: the exit code, one ``error:`` line naming the file and the problem,
 no traceback, and inputs left byte-identical.
+
+``sod`` runs the real ``sod-train`` in a child process, for what only a process can
+show: closed, full or cut standard streams, a file size limit, non-UTF-8 arguments,
+dropped file permissions. ``one_line`` checks its stderr: exactly one line, no
+traceback, no raw warning.
 """
 
 from __future__ import annotations
@@ -13,9 +18,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import resource
+import shutil
 import signal
 import socket
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -295,3 +304,79 @@ def endless_loop_model(trips: int = 10**15) -> onnx.ModelProto:
         numpy_helper.from_array(np.array(True), "true"),
     ]
     return build_model(nodes, inits)
+
+
+# -- the real CLI in a child process --------------------------------------------------------
+
+SRC = Path(__file__).resolve().parents[1] / "ai" / "src"
+# Drops the capabilities that let root ignore file permissions, so a chmod 0 is a chmod 0.
+NO_DAC = [
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+]
+
+
+def can_drop_permissions() -> bool:
+    """Whether unreadable files can be made: not root, or root with setpriv to drop caps."""
+    return not is_root() or shutil.which("setpriv") is not None
+
+
+def sod(
+    *args: object,
+    stdin: bytes | None = None,
+    close: tuple[int, ...] = (),
+    stdout: object = subprocess.PIPE,
+    max_file: int | None = None,
+    no_dac: bool = False,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[bytes]:
+    """``sod-train ARGS`` in a child process. ``close`` closes those descriptors (0: stdin,
+    1: stdout) in the child before it starts; ``max_file`` sets its file size limit in
+    bytes (``ulimit -f``); ``no_dac`` makes root obey file permissions. Arguments may be
+    bytes (non-UTF-8 file names). Never waits past ``timeout``."""
+
+    def prepare() -> None:
+        if max_file is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file, max_file))
+        for fd in close:
+            os.close(fd)
+
+    argv = [a if isinstance(a, bytes) else os.fsencode(str(a)) for a in args]
+    command = [os.fsencode(sys.executable), b"-m", b"sod_train.cli.main", *argv]
+    if no_dac and is_root():
+        command = [b"setpriv", *map(os.fsencode, NO_DAC), *command]
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    env.pop("SOD_TRAIN_TRACEBACK", None)
+    return subprocess.run(
+        command,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        preexec_fn=prepare,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def one_line(result: subprocess.CompletedProcess[bytes], code: int | tuple[int, ...]) -> str:
+    """Assert the exit code, exactly one stderr line (an ``error:`` one when failing), no
+    traceback and no raw warning; return that line."""
+    err = result.stderr.decode("utf-8", "replace")
+    codes = code if isinstance(code, tuple) else (code,)
+    assert result.returncode in codes, (result.returncode, err)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert "Warning:" not in err and "internal error" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    if result.returncode:
+        assert lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def text_files(root: Path) -> dict[Path, bytes]:
+    """Every regular file under ``root`` and its bytes (to prove nothing was written)."""
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

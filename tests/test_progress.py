@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 
 from sod_train import progress
 
@@ -46,3 +47,28 @@ def test_note_goes_to_stderr_unless_quiet(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "resumed from x\n"
+
+
+def test_a_note_from_input_stays_one_line_and_escaped(capsys):
+    progress.note("wrote a\nerror: forged \x1b[2J.png", details=["b\rc", "d"])
+    assert capsys.readouterr().err == "wrote a\\nerror: forged \\x1b[2J.png\n  b\\rc\n  d\n"
+
+
+def test_a_bar_label_is_escaped_too():
+    out = io.StringIO()
+    with progress.Bar(range(1), label="x\ny", stream=out) as bar:
+        list(bar)
+    assert out.getvalue() == "x\\ny\n"
+
+
+def test_a_broken_or_missing_stderr_never_fails_a_note(monkeypatch):
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stderr", Broken())
+    progress.note("still fine")
+    with progress.Bar(range(2), label="bar") as bar:
+        assert list(bar) == [0, 1]
+    monkeypatch.setattr(sys, "stderr", None)
+    progress.note("nowhere to go")  # not to stdout either

@@ -1,7 +1,10 @@
 """Atomic file output: write to a temp file in the destination folder, then rename.
 
 A reader never sees a half-written file, and a failure leaves whatever was at the
-destination untouched.
+destination untouched. A write that fails for lack of room (a full disk, a file size
+limit, a quota) is one :class:`~sod_train.errors.GateError` naming the destination, and
+the temp file is gone. Text is UTF-8 with ``surrogateescape``, so a non-UTF-8 file name
+written into a file keeps its own bytes. For ``-`` (stdout) see :mod:`sod_train.stdio`.
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
+    except OSError as exc:
+        from sod_train.stdio import is_output_failure, output_error
+
+        if is_output_failure(exc):
+            raise output_error(exc, dest) from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -55,7 +64,8 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
 @contextlib.contextmanager
 def atomic_open(dest: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temp file next to ``dest`` for writing; rename it onto ``dest`` on success."""
-    with atomic_path(dest) as tmp, open(tmp, mode) as fh:
+    text = {} if "b" in mode else {"encoding": "utf-8", "errors": "surrogateescape"}
+    with atomic_path(dest) as tmp, open(tmp, mode, **text) as fh:
         yield fh
         fh.flush()
         os.fsync(fh.fileno())

@@ -11,8 +11,14 @@ Every command follows the same rules, checked before any work starts, each failu
   to an input counts as the input.
 * **An output's folder must be a writable folder** (or be creatable under one): a
   parent that is a file, or an output that is a folder or a special file, is refused.
-* **JSON is bounded** in bytes and nesting depth and strict (no NaN/Infinity); each
-  file's schema is checked by its reader.
+* **JSON is bounded** in bytes and nesting depth and strict: no NaN/Infinity, no number
+  a float cannot hold (``1e999``) or integer beyond 64 bits, no lone surrogate
+  (``"\ud800"``) in a string or key; each refusal names the key path. Each file's
+  schema is checked by its reader.
+* **A path named inside a file stays inside the folder that holds it**
+  (:func:`confined`): an absolute path, a ``..`` part, or a symlink that leads out is
+  refused with the key that named it, so a registry or metrics file can never make a
+  command read or write elsewhere.
 * **Sizes, thread and count options have fixed ranges** (the constants below, shown in
   every ``--help``), so no option can ask for a huge allocation or a runaway thread pool.
 * **A model run has a deadline** (:func:`stop_after`): a model that never finishes (a
@@ -150,6 +156,41 @@ def read_text(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_TEXT
         raise UserInputError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
 
 
+def plain_relative(value: object) -> str | None:
+    """Why ``value`` is not a plain relative path (None if it is): the check a path named
+    inside a file gets before it is joined to anything."""
+    if not isinstance(value, str) or not value:
+        return "not a non-empty string"
+    if "\x00" in value or "\\" in value:
+        return "holds a NUL or a backslash"
+    if value.startswith("/") or os.path.isabs(value):
+        return "is an absolute path"
+    if ".." in value.split("/"):
+        return "has a '..' part"
+    return None
+
+
+def confined(base: str | os.PathLike[str], rel: object, key: str, source: object) -> Path:
+    """``base / rel``, if it stays inside ``base`` with every symlink followed.
+
+    ``rel`` is a path read from the file ``source`` at ``key`` (e.g. ``models[0].card``);
+    an absolute path, a ``..`` part, or a symlink that leaves ``base`` is a
+    UserInputError (exit 2) naming the file and the key. Nothing is opened.
+    """
+    problem = plain_relative(rel)
+    if problem is None:
+        real_base = os.path.realpath(base)
+        real = os.path.realpath(os.path.join(base, str(rel)))
+        if os.path.commonpath([real_base, real]) != real_base:
+            problem = f"leads out of {base} (through a symbolic link, to {real})"
+    if problem is not None:
+        raise UserInputError(
+            f"{source}: {key} = {rel!r} {problem}; a path named in this file must stay "
+            f"inside {base}"
+        )
+    return Path(base) / str(rel)
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -162,19 +203,47 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def json_depth(doc: Any) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0), computed without recursion."""
-    deepest, stack = 0, [(doc, 0)]
+MAX_JSON_INT = 2**63  # integers a JSON file may hold: |n| < 2**63 (what int64 holds)
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def json_value_problem(doc: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """The first value of a parsed JSON document no reader should meet, as
+    ``"key.path: problem"`` (None when every value is sound); computed without recursion.
+
+    Refused: nesting deeper than ``max_depth``, a float that is not finite, an integer
+    of 64 bits or more, and a string or key with a lone surrogate (``"\ud800"``, which
+    no file or terminal can encode).
+    """
+    stack: list[tuple[Any, str, int]] = [(doc, "", 0)]
     while stack:
-        value, depth = stack.pop()
+        value, where, depth = stack.pop()
+        here = where or "(top level)"
         if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
+            if depth >= max_depth:
+                return f"{here}: nested deeper than {max_depth} levels"
+            for key, item in value.items():
+                if _unencodable(key):
+                    return f"{here}: a key holds a lone surrogate ({key!a})"
+                stack.append((item, f"{where}.{key}" if where else key, depth + 1))
         elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-        else:
-            continue
-        deepest = max(deepest, depth + 1)
-    return deepest
+            if depth >= max_depth:
+                return f"{here}: nested deeper than {max_depth} levels"
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, str) and _unencodable(value):
+            return f"{here}: the string holds a lone surrogate ({value[:40]!a})"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{here}: {value} is not a finite number"
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_JSON_INT:
+            return f"{here}: an integer of {value.bit_length()} bits is out of range (|n| < 2**63)"
+    return None
 
 
 def read_json(
@@ -201,8 +270,11 @@ def read_json(
         ) from None
     except ValueError as exc:  # JSONDecodeError, and our NaN/Infinity refusal
         raise UserInputError(f"{path}: not valid JSON ({exc}); expected {what}") from None
-    if json_depth(doc) > max_depth:
-        raise UserInputError(f"{path}: {what} is nested deeper than {max_depth} levels")
+    problem = json_value_problem(doc, max_depth)
+    if problem is not None:
+        if "nested deeper" in problem:
+            raise UserInputError(f"{path}: {what} is nested deeper than {max_depth} levels")
+        raise UserInputError(f"{path}: {what}: {problem}")
     return doc
 
 
@@ -296,13 +368,23 @@ def _check_folder_usable(target: Path, folder: Path, what: str) -> None:
         raise UserInputError(f"{target}: cannot write {what}: {existing} is not writable")
 
 
+def _require_file_name(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a Path, if it names a file: ``''``, ``.``, ``..`` or a trailing ``/``
+    name none (UserInputError)."""
+    text = os.fspath(path)
+    if not text or text.endswith(os.sep) or Path(text).name in ("", ".", ".."):
+        raise UserInputError(f"{text!r}: cannot write {what}: the path names no file")
+    return Path(text)
+
+
 def check_output_file(path: str | os.PathLike[str], what: str) -> None:
     """Refuse, before any work, a path a command could not write ``what`` to.
 
-    Refused: an existing folder or special file at ``path``, a parent that is a file,
-    and a folder (the nearest existing one) that is not writable.
+    Refused: an empty path or one that names no file (``.``, ``dir/``), an existing
+    folder or special file at ``path``, a parent that is a file, and a folder (the
+    nearest existing one) that is not writable.
     """
-    path = Path(path)
+    path = _require_file_name(path, what)
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -326,8 +408,12 @@ def release_outputs(
     output: str | os.PathLike[str], metrics_out: str | os.PathLike[str] | None = None
 ) -> list[tuple[str, Path]]:
     """The files an export writes: the ONNX model, its golden vectors and metrics JSON."""
-    output = Path(output)
-    metrics = Path(metrics_out) if metrics_out else output.with_suffix(".metrics.json")
+    output = _require_file_name(output, "--output")
+    metrics = (
+        _require_file_name(metrics_out, "--metrics-out")
+        if metrics_out
+        else output.with_suffix(".metrics.json")
+    )
     label = "--metrics-out" if metrics_out else "the metrics JSON"
     return [
         ("--output", output),

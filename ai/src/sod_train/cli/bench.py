@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import click
 
+from sod_train import progress
 from sod_train.errors import UserInputError
 from sod_train.evaluate.bench import format_table, parse_list, parse_size, run_bench
 from sod_train.guards import (
@@ -22,6 +22,7 @@ from sod_train.guards import (
     read_json_object,
     refuse_aliases,
 )
+from sod_train.stdio import echo_block
 
 
 def _thread_counts(text: str) -> list[int]:
@@ -101,7 +102,7 @@ def bench(
         read_json_object(record, "the --record metrics JSON")
         refuse_aliases([("a model", m) for m in models], [("--record", record)])
     rounds = len(size_list) * len(thread_list)
-    with click.progressbar(length=rounds, label="bench", hidden=quiet, file=sys.stderr) as bar:
+    with progress.Bar(length=rounds, label="bench", quiet=quiet) as bar:
         report = run_bench(
             list(models), size_list, thread_list, runs, warmup, tick=lambda: bar.update(1)
         )
@@ -117,6 +118,6 @@ def bench(
         doc["cost"] = cost_record(report, command)
         atomicio.write_json(record, doc)
     if as_json:
-        click.echo(json.dumps(report, indent=2, allow_nan=False))
+        echo_block(json.dumps(report, indent=2, allow_nan=False))
     else:
-        click.echo(format_table(report))
+        echo_block(format_table(report))

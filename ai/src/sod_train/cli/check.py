@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from sod_train.errors import GateError
+from sod_train.stdio import echo, echo_block
 
 
 @click.command("check")
@@ -60,16 +61,16 @@ def check(
         for verdict in video_vector_checks(model):
             report.add(*verdict)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        echo_block(json.dumps(report.to_dict(), indent=2))
     elif not quiet:
         for item in report.checks:
             status = "SKIP" if item.skipped else ("PASS" if item.passed else "FAIL")
-            click.echo(f"{status} {item.name}: {item.detail}")
+            echo(f"{status} {item.name}: {item.detail}")  # one line, whatever a name holds
         total = len(report.checks)
         if report.passed:
             skipped = sum(c.skipped for c in report.checks)
             note = f" ({skipped} skipped)" if skipped else ""
-            click.echo(f"OK: {model} meets the host contract, all {total} checks passed{note}")
+            echo(f"OK: {model} meets the host contract, all {total} checks passed{note}")
     if not report.passed:
         names = ", ".join(c.name for c in report.failed)
         raise GateError(

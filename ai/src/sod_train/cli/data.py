@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from sod_train.errors import GateError
 from sod_train.fetch.cache import (
     MANIFEST,
     write_cache,
 )
 from sod_train.fetch.pins import pin_for_digest, pin_for_layout
 from sod_train.guards import check_output_dir
+from sod_train.stdio import echo_block
 
 
 @click.command("build-cache")
@@ -49,20 +49,19 @@ def build_cache(
     number of trips) to the training machine and train with --data-cache OUT.
     """
     check_output_dir(out_dir, "the data cache")
-    try:
-        manifest = write_cache(duts_root, out_dir, int(shard_mb * (1 << 20)), quiet)
-    except OSError as exc:  # unreadable source file, unwritable --out, full disk
-        raise GateError(f"{exc.filename or out_dir}: {exc.strerror or exc}") from None
+    # An OSError (an unreadable source file: exit 2; a full disk: exit 1) is one line from
+    # the CLI's one handler (sod_train.cli.main).
+    manifest = write_cache(duts_root, out_dir, int(shard_mb * (1 << 20)), quiet)
     if as_json:
-        click.echo(json.dumps({"cache_dir": str(out_dir), **manifest}, indent=2))
+        echo_block(json.dumps({"cache_dir": str(out_dir), **manifest}, indent=2))
         return
     for shard in manifest["shards"]:
-        click.echo(
+        echo_block(
             f"{out_dir / shard['file']}  {shard['bytes'] / (1 << 20):6.1f} MiB  "
             f"{shard['members']:,} files  sha256 {shard['sha256']}"
         )
     total = sum(s["bytes"] for s in manifest["shards"])
-    click.echo(
+    echo_block(
         f"{out_dir / MANIFEST}: {manifest['pairs']:,} pairs in {len(manifest['shards'])} "
         f"shard(s), {total / (1 << 20):.1f} MiB, content digest {manifest['content_digest']}"
     )
@@ -70,7 +69,7 @@ def build_cache(
         manifest["content_digest"]
     )
     if pin and pin.content_digest == manifest["content_digest"]:
-        click.echo(f"matches the pinned {pin.name} content digest")
-    click.echo(
+        echo_block(f"matches the pinned {pin.name} content digest")
+    echo_block(
         f"train with: sod-train train --data-cache {shlex.quote(str(out_dir))} --output MODEL.onnx"
     )

@@ -9,8 +9,10 @@ from typing import Any
 
 import click
 
+from sod_train import progress
 from sod_train.evaluate.sod_metrics import METRIC_KEYS
 from sod_train.guards import MAX_SQUARE, MAX_THREADS, check_output_file
+from sod_train.stdio import echo_block
 
 DATA_HELP = "Folder with <NAME>-Image/ + <NAME>-Mask/ (e.g. DUTS-TE) or images/ + masks/."
 
@@ -271,26 +273,24 @@ def evaluate(
         tables.write_table(table_out, table)
     if plots_dir is not None:
         written = tables.write_plots(plots_dir, grid)
-        if not quiet:
-            click.echo(f"{len(written)} figures in {plots_dir}", err=True)
+        progress.note(f"{len(written)} figures in {plots_dir}", quiet)
     if json_out is not None and str(json_out) == "-":
-        click.echo(json.dumps(doc, indent=2))
+        echo_block(json.dumps(doc, indent=2))
     else:
         if json_out is not None:
             write_result(json_out, doc)
         if table_out is None:
-            click.echo(table.rstrip("\n"))
-        elif not quiet:
-            click.echo(f"{table_format} table in {table_out}", err=True)
+            echo_block(table.rstrip("\n"))
+        else:
+            progress.note(f"{table_format} table in {table_out}", quiet)
         for g in grid:
             for ev in g.evaluations:
                 if id(ev) in ranked:
                     shown = f"{g.dataset.name} / " if several else ""
-                    click.echo(shown + format_worst(ev, by, ranked[id(ev)]))
+                    echo_block(shown + format_worst(ev, by, ranked[id(ev)]))
     if record is not None:  # one model: one result, or one per --short-side (and data set)
         for ev in evaluations:
             record_evaluation(record, ev.result)
-            if not quiet:
-                click.echo(f"recorded as evaluations.{ev.result['name']} in {record}", err=True)
-    if per_image is not None and not quiet:
-        click.echo(f"per-image scores in {per_image}", err=True)
+            progress.note(f"recorded as evaluations.{ev.result['name']} in {record}", quiet)
+    if per_image is not None:
+        progress.note(f"per-image scores in {per_image}", quiet)

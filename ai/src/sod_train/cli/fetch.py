@@ -10,12 +10,19 @@ from pathlib import Path
 import click
 
 from sod_train.errors import GateError
+from sod_train.fetch.download import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MIN_RATE,
+    DEFAULT_TIMEOUT,
+    NetPolicy,
+)
 from sod_train.fetch.fetch import (
     fetch_dataset,
     verify_folder,
 )
 from sod_train.fetch.pins import PINS, get_pin
 from sod_train.guards import check_output_dir, require_regular_file
+from sod_train.stdio import echo, echo_block
 
 
 def _url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -24,8 +31,12 @@ def _url(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
         return value
     from urllib.parse import urlsplit
 
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check (ValueError: out of range)
+    except ValueError as exc:  # 'http://[::1' (an unclosed IPv6 address), a bad port
+        raise click.BadParameter(f"'{value}': not a valid address ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise click.BadParameter(f"'{value}': expected an http:// or https:// address")
     return value
 
@@ -61,6 +72,30 @@ def _hex(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
     type=click.IntRange(0, 2**40),
     help="Expected archive size in bytes (with --sha256).",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to connect, and without a byte from the server, before a request fails "
+    "(it is retried a few times); also the window of --min-rate.",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(1, 7 * 86400),
+    default=DEFAULT_DEADLINE,
+    show_default=True,
+    help="Seconds for the whole download, retries included; then it stops (the partial "
+    "file is kept, a re-run resumes it).",
+)
+@click.option(
+    "--min-rate",
+    type=click.FloatRange(0),
+    default=DEFAULT_MIN_RATE,
+    show_default=True,
+    help="Bytes per second the server must average over every --timeout seconds of the body "
+    "(a server that drips a byte now and then fails); 0: no floor.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars or notes.")
 @click.option(
     "--json",
@@ -75,13 +110,17 @@ def fetch(
     archive: Path | None,
     sha256: str | None,
     size: int | None,
+    timeout: float,
+    deadline: float,
+    min_rate: float,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Download DATASET (e.g. duts-tr), verify its pinned SHA-256, unpack it safely.
 
-    Prints where the data is and the --duts-root to give the trainer. DUTS is free for
-    academic research only; sod-train never redistributes it.
+    Every picture of the archive is decoded, as verify-data does, before it is reported
+    ready. Prints where the data is and the --duts-root to give the trainer. DUTS is free
+    for academic research only; sod-train never redistributes it.
     """
     if url and archive:
         raise click.UsageError("give --url or --archive, not both")
@@ -93,21 +132,28 @@ def fetch(
         require_regular_file(archive, "the archive")
     try:
         result = fetch_dataset(
-            pin, dest, url=url, archive=archive, sha256=sha256, size=size, quiet=quiet
+            pin,
+            dest,
+            url=url,
+            archive=archive,
+            sha256=sha256,
+            size=size,
+            quiet=quiet,
+            policy=NetPolicy.from_options(timeout, deadline, min_rate),
         )
     except OSError as exc:  # unwritable --dest, full disk, ...
         raise GateError(f"{exc.filename or dest}: {exc.strerror or exc}") from None
     if as_json:
         doc = {"dataset": dataset, "root": str(result.root), "pairs": result.pairs}
         doc.update(content_digest=result.content_digest, already=result.already)
-        click.echo(json.dumps(doc, indent=2))
+        echo_block(json.dumps(doc, indent=2))
         return
     what = f"{result.pairs:,} pairs, content digest {result.content_digest}"
     if result.already:
-        click.echo(f"{result.root}: already there and verified ({what}); nothing downloaded")
+        echo(f"{result.root}: already there and verified ({what}); nothing downloaded")
     else:
-        click.echo(f"{result.root}: ready ({what})")
-    click.echo(f"train with: --duts-root {shlex.quote(str(result.root))}")
+        echo(f"{result.root}: ready ({what})")
+    echo(f"train with: --duts-root {shlex.quote(str(result.root))}")
 
 
 @click.command("verify-data")
@@ -120,32 +166,29 @@ def verify_data(folder: Path, as_json: bool, quiet: bool) -> None:
     FOLDER uses the official layout (e.g. DUTS-TR/DUTS-TR-Image + DUTS-TR-Mask) or
     images/ + masks/. Exit 0 ok, 1 bad files or digest mismatch, 2 not a data folder.
     """
-    try:
-        report = verify_folder(folder, quiet=quiet)
-    except OSError as exc:  # an unreadable file or folder
-        raise GateError(f"{exc.filename or folder}: {exc.strerror or exc}") from None
+    report = verify_folder(folder, quiet=quiet)  # an OSError: one line from cli.main, exit 2
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo_block(json.dumps(report, indent=2))
     else:
-        click.echo(f"{folder}: {report['pairs']:,} pairs, {len(report['problems'])} bad file(s)")
+        echo(f"{folder}: {report['pairs']:,} pairs, {len(report['problems'])} bad file(s)")
         for line in report["problems"][:50]:
-            click.echo(f"  {line}")
+            echo(f"  {line}")
         if len(report["problems"]) > 50:
-            click.echo(f"  ... and {len(report['problems']) - 50} more")
+            echo(f"  ... and {len(report['problems']) - 50} more")
         if report["known_problems"]:
-            click.echo(
+            echo(
                 f"{len(report['known_problems'])} known problem(s) of the published "
                 f"{report['pin']} (every genuine copy has them):"
             )
             for line in report["known_problems"]:
-                click.echo(f"  {line}")
-        click.echo(f"content digest: {report['content_digest']}")
+                echo(f"  {line}")
+        echo(f"content digest: {report['content_digest']}")
         if report["digest_matches"]:
-            click.echo(
+            echo(
                 f"matches the pinned {report['pin']} digest (measured on {report['digest_source']})"
             )
         elif report["pin"] is None or report["pinned_digest"] is None:
-            click.echo("no pinned digest for this layout: compare it with your source's")
+            echo("no pinned digest for this layout: compare it with your source's")
     if report["digest_matches"] is False:
         raise GateError(
             f"{folder}: content digest {report['content_digest']} does not match the pinned "

@@ -17,6 +17,7 @@ from sod_train.guards import (
     refuse_aliases,
 )
 from sod_train.runtime.model import SaliencyModel
+from sod_train.stdio import echo_block
 from sod_train.train.fold import fold_iou, load_fold, record_fold_iou
 
 
@@ -125,11 +126,11 @@ def fold_iou_cmd(
     if record:
         record_fold_iou(record, {k: v for k, v in results[0].items() if k != "model"})
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        echo_block(json.dumps(results, indent=2))
         return
-    click.echo(f"{'model':40s} {'n':>5s} {'IoU (per image)':>16s} {'IoU (per batch)':>16s}")
+    echo_block(f"{'model':40s} {'n':>5s} {'IoU (per image)':>16s} {'IoU (per batch)':>16s}")
     for r in results:
-        click.echo(f"{r['model']:40s} {r['n']:5d} {r['iou']:16.4f} {r['iou_batch']:16.4f}")
+        echo_block(f"{r['model']:40s} {r['n']:5d} {r['iou']:16.4f} {r['iou_batch']:16.4f}")
 
 
 def _fold_at_short_sides(
@@ -161,6 +162,6 @@ def _fold_at_short_sides(
     )
     if as_json:
         doc = {ev.source.label: ev.result for ev in evaluations}
-        click.echo(json.dumps(doc, indent=2))
+        echo_block(json.dumps(doc, indent=2))
         return
-    click.echo(format_side_by_side(evaluations))
+    echo_block(format_side_by_side(evaluations))

@@ -10,6 +10,7 @@ an option given twice that takes one value is a usage error (:func:`refuse_repea
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
@@ -20,8 +21,8 @@ from typing import Any, NoReturn
 
 import click
 
-from sod_train import __version__
-from sod_train.errors import SodTrainError
+from sod_train import __version__, stdio
+from sod_train.errors import GateError, SodTrainError, UserInputError, display, first_line
 
 # name -> "module:attribute" of a click.Command, a module of this package (sod_train.cli).
 COMMANDS: dict[str, str] = {
@@ -48,11 +49,54 @@ COMMANDS: dict[str, str] = {
 
 
 def fail(exc: SodTrainError) -> NoReturn:
-    """Print ``error: ...`` (prefixed by the rank inside a torchrun job) and exit."""
+    """Print ``error: ...`` (prefixed by the rank inside a torchrun job) and exit.
+
+    The message and each detail line are escaped (:func:`sod_train.errors.display`), so
+    a name from input can add no line; a broken stderr does not hide the exit code.
+    """
     rank = os.environ.get("RANK") if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else None
     prefix = f"rank {rank}: " if rank is not None else ""
-    click.echo(f"{prefix}error: {exc}", err=True)
+    message, details = getattr(exc, "message", str(exc)), getattr(exc, "details", ())
+    lines = [f"{prefix}error: {display(message)}", *(f"  {display(d)}" for d in details)]
+    with contextlib.suppress(OSError, ValueError):
+        click.echo("\n".join(lines), err=True)
     sys.exit(exc.exit_code)
+
+
+def _os_failure(exc: OSError) -> SodTrainError:
+    """One line for an OSError that reached the CLI: output lost (exit 1), else the file
+    it names (exit 2: an unreadable input, a folder without permission)."""
+    if stdio.is_output_failure(exc):
+        if exc.filename is None:
+            stdio.silence_stdout()
+        return stdio.output_error(exc)
+    reason = (exc.strerror or first_line(exc)).lower()
+    if exc.filename is not None:
+        return UserInputError(f"{os.fsdecode(exc.filename)}: {reason}")
+    return GateError(f"{reason} ({type(exc).__name__})")
+
+
+def _guarded(call: Any) -> Any:
+    """Run ``call()`` under the one failure policy of the module doc."""
+    try:
+        result = call()
+        stdio.flush_stdout()  # output still in the buffer must arrive before exit 0
+        return result
+    except SodTrainError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
+    except OSError as exc:
+        if os.environ.get("SOD_TRAIN_TRACEBACK"):
+            raise
+        fail(_os_failure(exc))
+    except Exception as exc:  # a bug: still one line, and the traceback on request
+        if os.environ.get("SOD_TRAIN_TRACEBACK"):
+            raise
+        fail(GateError(f"internal error: {type(exc).__name__}: {first_line(exc)}"))
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -145,21 +189,52 @@ class LazyGroup(click.Group):
         return harden(getattr(module, attr))
 
     def invoke(self, ctx: click.Context) -> Any:
+        return _guarded(lambda: super(LazyGroup, self).invoke(ctx))
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        # --version and --help print while the context is made; click would turn their
+        # broken pipe into a silent exit 1, this into the one line.
         try:
-            return super().invoke(ctx)
-        except SodTrainError as exc:
-            fail(exc)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+            return super().make_context(*args, **kwargs)
+        except OSError as exc:
+            if not stdio.is_output_failure(exc):
+                raise
+            raise _os_failure(exc) from None
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        return _main(super().main, standalone_mode, *args, **kwargs)
+
+
+# click >= 8.2 raises this for a group called with no arguments (its message is the help).
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _main(click_main: Any, standalone_mode: bool, *args: Any, **kwargs: Any) -> Any:
+    """click's ``main`` under the one failure policy, with usage errors as one line too
+    (``error: Invalid value for '--url': ... (see 'sod-train fetch --help')``, exit 2)."""
+    stdio.install()
+    if not standalone_mode:
+        return _guarded(lambda: click_main(*args, standalone_mode=False, **kwargs))
+    try:
+        result = _guarded(lambda: click_main(*args, standalone_mode=False, **kwargs))
+    except _NO_ARGS_IS_HELP as exc:  # a bare group: its help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        fail(UserInputError(exc.format_message() + where))
+    except click.ClickException as exc:
+        error = SodTrainError(exc.format_message())
+        error.exit_code = exc.exit_code
+        fail(error)
+    except click.exceptions.Abort:
+        fail(GateError("aborted"))
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 def run_standalone(command: click.Command, prog_name: str) -> None:
     """Run one command outside the group (thin scripts) with the same error handling."""
-    try:
-        harden(command).main(prog_name=prog_name, standalone_mode=True)
-    except SodTrainError as exc:
-        fail(exc)
+    _main(harden(command).main, True, prog_name=prog_name)
 
 
 @click.group(cls=LazyGroup)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from sod_train import progress
 from sod_train.check.allowlist import DEFAULT_ALLOWLIST
 from sod_train.export.normaliser import MAX_WORKING_SIZE, MIN_WORKING_SIZE
+from sod_train.stdio import echo_block
 
 
 @click.command("normalise")
@@ -66,7 +68,7 @@ def normalise(
         source, output, working_size, metrics_in, metrics_out, allowlist or DEFAULT_ALLOWLIST
     )
     if as_json:
-        click.echo(json.dumps(metrics, indent=2))
+        echo_block(json.dumps(metrics, indent=2))
     if not quiet:
         sha = metrics["onnx"]["sha256"]
-        click.echo(f"wrote {output} (working size {working_size}, sha256 {sha[:12]}…)", err=True)
+        progress.note(f"wrote {output} (working size {working_size}, sha256 {sha[:12]}…)")

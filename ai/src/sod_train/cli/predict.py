@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from sod_train import progress, stdio
 from sod_train.data.imageio import load_rgb, rgb_from_bytes
-from sod_train.errors import GateError, SodTrainError, UserInputError
+from sod_train.errors import GateError, UserInputError
 from sod_train.guards import MAX_SQUARE, MAX_THREADS
 from sod_train.predict.predict import (
     DEFAULT_SIZE,
@@ -20,7 +19,6 @@ from sod_train.predict.predict import (
     STDIO,
     VIEWS,
     Look,
-    note,
     picture_for,
     plan_jobs,
     plan_single,
@@ -47,7 +45,7 @@ def resolve_model(model: Path | None, quiet: bool) -> Path:
     if not path.is_file():
         raise UserInputError(f"{path}: default model listed in the registry is missing")
     if entry.get("smoke"):
-        note(
+        progress.note(
             f"note: the default model {path.name} is a smoke model (a short CPU run, "
             "weaker than a release); pass --model for another one",
             quiet,
@@ -101,22 +99,6 @@ def _look(
     return Look(fmt=fmt, view=view, threshold=threshold, soft=soft, bg=bg)
 
 
-def _write_stdout(data: bytes) -> None:
-    """Write the whole PNG to stdout; a reader that went away is one line, exit 1."""
-    stream = sys.stdout.buffer
-    try:
-        stream.write(data)
-        stream.flush()
-    except BrokenPipeError:
-        # Point stdout at /dev/null so the interpreter's own flush at exit stays quiet.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
-        raise SodTrainError("stdout was closed before the whole PNG was written") from None
-
-
 def _one_picture(
     src: Path,
     dest: Path,
@@ -131,9 +113,9 @@ def _one_picture(
 ) -> None:
     """``predict INPUT OUTPUT``: one picture, ``-`` for stdin or stdout."""
     from_stdin, to_stdout = str(src) == STDIO, str(dest) == STDIO
-    if from_stdin and sys.stdin.buffer.isatty():
+    if from_stdin and stdio.stdin_binary().isatty():
         raise UserInputError("stdin is a terminal; pipe a picture in: predict - out.png < in.jpg")
-    if to_stdout and sys.stdout.buffer.isatty():
+    if to_stdout and stdio.stdout_binary().isatty():
         raise UserInputError(
             "refusing to write PNG bytes to a terminal; redirect stdout or give OUTPUT.png"
         )
@@ -142,7 +124,7 @@ def _one_picture(
     opened = SaliencyModel.open(model_path, threads)
     run_size = _run_size(opened, size, native)
     if from_stdin:
-        rgb = rgb_from_bytes(read_stream(sys.stdin.buffer), STDIN_LABEL)
+        rgb = rgb_from_bytes(read_stream(stdio.stdin_binary()), STDIN_LABEL)
     else:
         rgb, _ = load_rgb(src)
     label = STDIN_LABEL if from_stdin else src
@@ -151,16 +133,16 @@ def _one_picture(
     except ModelTimeout as exc:
         raise UserInputError(f"{model_path}: {exc}") from None
     if to_stdout:
-        _write_stdout(png_bytes(picture))
+        stdio.write_stdout(png_bytes(picture))
     else:
         write_png(picture, dest)
     where = "stdout" if to_stdout else dest
-    note(f"wrote {look.kind} {picture.width}x{picture.height} PNG to {where}", quiet)
+    progress.note(f"wrote {look.kind} {picture.width}x{picture.height} PNG to {where}", quiet)
     if as_json:
         summary = {"model": str(model_path), "kind": look.kind, "size": run_size or "native"}
         item = {"input": str(label), "output": str(dest)}
         item.update(width=picture.width, height=picture.height)
-        click.echo(json.dumps({**summary, "written": [item], "skipped": []}, indent=2))
+        stdio.echo_block(json.dumps({**summary, "written": [item], "skipped": []}, indent=2))
 
 
 @click.command("predict")
@@ -289,8 +271,7 @@ def predict(
     run_size = _run_size(opened, size, native)
     failures: list[str] = []
     written: list[dict[str, str]] = []
-    stderr = sys.stderr
-    with click.progressbar(jobs, label="predict", hidden=quiet, show_pos=True, file=stderr) as bar:
+    with progress.Bar(jobs, label="predict", quiet=quiet) as bar:
         for job in bar:
             try:
                 predict_file(opened, job, look, run_size)
@@ -299,12 +280,12 @@ def predict(
                 raise UserInputError(f"{model_path}: {exc}; no more pictures were run") from None
             except UserInputError as exc:
                 failures.append(str(exc))
-                click.echo(f"skipped: {exc}", err=True)
+                progress.note(f"skipped: {exc}")
     done = len(jobs) - len(failures)
-    note(f"wrote {done} {look.kind} PNG(s) to {out}", quiet)
+    progress.note(f"wrote {done} {look.kind} PNG(s) to {out}", quiet)
     if as_json:
         summary = {"model": str(model_path), "kind": look.kind, "size": run_size or "native"}
         skipped = [{"error": f} for f in failures]
-        click.echo(json.dumps({**summary, "written": written, "skipped": skipped}, indent=2))
+        stdio.echo_block(json.dumps({**summary, "written": written, "skipped": skipped}, indent=2))
     if failures:
         raise GateError(f"{len(failures)} of {len(jobs)} picture(s) could not be processed")

@@ -11,6 +11,7 @@ import click
 
 from sod_train.errors import GateError
 from sod_train.release.registry import REGISTRY_PATH
+from sod_train.stdio import echo_block
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -42,9 +43,9 @@ def diff(old: Path, new: Path, max_drop: float, as_json: bool, quiet: bool) -> N
         raise click.UsageError("--quiet prints no report: give --json or --quiet, not both")
     report = diff_files(old, new, max_drop)
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        echo_block(json.dumps(report.to_json(), indent=2))
     elif not quiet:
-        click.echo(format_report(report))
+        echo_block(format_report(report))
     if not report.passed:
         first = report.failures[0]
         more = f" (+{len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
@@ -107,11 +108,11 @@ def card(
     written = write_card(metrics, out, registry, chosen, quiet=quiet or as_json)
     if as_json:
         paths = {"card": written.card, "curves": written.curves}
-        click.echo(json.dumps({k: str(v) if v else None for k, v in paths.items()}, indent=2))
+        echo_block(json.dumps({k: str(v) if v else None for k, v in paths.items()}, indent=2))
     elif not quiet:
         for path in (written.curves, written.card):
             if path is not None:
-                click.echo(f"wrote {path}")
+                echo_block(f"wrote {path}")
 
 
 @click.command("register")
@@ -141,9 +142,9 @@ def register(
 
     entry = register_model(model, license_, make_default, registry)
     if as_json:
-        click.echo(json.dumps(entry, indent=2))
+        echo_block(json.dumps(entry, indent=2))
     elif not quiet:
-        click.echo(
+        echo_block(
             f"registered {entry['id']} ({entry['params']:,} params, "
             f"sha256 {entry['sha256'][:12]}...)"
         )

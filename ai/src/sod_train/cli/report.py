@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from sod_train import progress
 from sod_train.cli.evaluate import source_options, sources_from
 from sod_train.evaluate.sod_metrics import METRIC_KEYS
 from sod_train.guards import check_output_file
+from sod_train.stdio import echo_block
 
 
 @click.command("report")
@@ -87,6 +89,6 @@ def report(
         first = evaluations[0].result
         doc = {"out": str(out), "data": first["name"], "n": first["n"]}
         doc["models"] = {ev.source.label: ev.result["metrics"] for ev in evaluations}
-        click.echo(json.dumps(doc, indent=2))
-    elif not quiet:
-        click.echo(f"report written to {out}", err=True)
+        echo_block(json.dumps(doc, indent=2))
+    else:
+        progress.note(f"report written to {out}", quiet)

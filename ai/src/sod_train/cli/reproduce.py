@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sod_train.errors import GateError
+from sod_train.stdio import echo_block
 
 
 @click.command("reproduce")
@@ -46,9 +47,9 @@ def reproduce(
         doc.setdefault("build", {})["reproduced"] = reproduced_text(result)
         atomicio.write_json(metrics, doc)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        echo_block(json.dumps(result, indent=2))
     else:
         verdict = "same sha256" if result["same"] else "DIFFERENT sha256"
-        click.echo(f"{verdict}: expected {result['expected']}, got {result['got']}")
+        echo_block(f"{verdict}: expected {result['expected']}, got {result['got']}")
     if not result["same"]:
         raise GateError(f"{metrics}: the re-run at {result['commit'][:12]} made different bytes")

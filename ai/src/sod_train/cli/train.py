@@ -11,8 +11,10 @@ from typing import Any
 
 import click
 
+from sod_train import progress
 from sod_train.check.allowlist import DEFAULT_ALLOWLIST
 from sod_train.guards import MAX_BATCH_SIZE, MAX_CROP, MAX_EPOCHS
+from sod_train.stdio import echo, echo_block
 from sod_train.train.config import Runtime, TrainConfig
 from sod_train.train.presets import preset_names
 
@@ -277,7 +279,7 @@ def train(as_json: bool = False, **options: Any) -> None:
     output, metrics_out = options["output"], options["metrics_out"]
     metrics = run_train(options)
     if as_json and metrics is not None:  # None on torchrun ranks > 0
-        click.echo(json.dumps(release_summary(output, metrics_out, metrics), indent=2))
+        echo_block(json.dumps(release_summary(output, metrics_out, metrics), indent=2))
 
 
 @click.command("export")
@@ -340,19 +342,18 @@ def export(
     result = Checkpoint.load(path).result()
     if working_size is not None:
         result = replace(result, config=replace(result.config, working_size=working_size))
-    if not result.finished and not quiet:
-        click.echo(
+    if not result.finished:
+        progress.note(
             f"note: {path} is from an unfinished run (epoch {len(result.history)} of "
             f"{result.config.epochs}); exporting its best epoch so far",
-            err=True,
+            quiet,
         )
     metrics = export_result(
         result, output, metrics_out, min_val_iou=min_val_iou, allowlist_path=allowlist, smoke=smoke
     )
     if as_json:
-        click.echo(json.dumps(release_summary(output, metrics_out, metrics), indent=2))
-    if not quiet:
-        click.echo(f"wrote {output}", err=True)
+        echo_block(json.dumps(release_summary(output, metrics_out, metrics), indent=2))
+    progress.note(f"wrote {output}", quiet)
 
 
 @click.command("quickstart")
@@ -398,4 +399,4 @@ def quickstart(ctx: click.Context, out_dir: Path, quiet: bool) -> None:
         quiet=quiet,
     )
     ctx.invoke(check, model=output)
-    click.echo(f"demo model: {output} (synthetic data; not a release model)")
+    echo(f"demo model: {output} (synthetic data; not a release model)")

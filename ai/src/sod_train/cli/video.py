@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sod_train.guards import MAX_THREADS
+from sod_train.stdio import echo_block
 from sod_train.video.colour import DEFAULT_MATRIX, DEFAULT_RANGE, MATRICES, RANGES
 from sod_train.video.outputs import OVERLAY_STYLES
 from sod_train.video.source import PIX_FMTS
@@ -228,6 +229,6 @@ def evaluate_video(
     text = markdown_tables(result)
     if table == "text":
         text = text.replace("|---", "").replace("**", "")
-    click.echo(text)
+    echo_block(text)
     if json_path is not None:
         atomicio.write_json(json_path, result)

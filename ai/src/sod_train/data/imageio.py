@@ -17,6 +17,12 @@ A header declaring more (a decompression bomb) is refused like any other bad fil
 one line naming it, before a pixel is decoded. That limit replaces Pillow's own, so
 Pillow's ``DecompressionBombWarning`` is silenced while the header is read rather than
 printed as a raw warning.
+
+Pillow's other warnings about a file (``Corrupt EXIF data``, a truncated metadata
+block) are never printed raw either: this module is the one picture reader, and it
+ignores Pillow's ``UserWarning`` for the whole process (a filter on Pillow's own
+modules, so it is thread-safe and hides nothing else). A picture whose EXIF block is
+corrupt is read as it is stored, without orientation.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ def max_image_pixels() -> int | None:
 
 # The picture extensions every folder walk accepts (pairs, predict, frame folders).
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# See the module doc: a corrupt metadata block is not worth a raw warning line.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
 
 _MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
 _STD = np.array(IMAGENET_STD, dtype=np.float32)

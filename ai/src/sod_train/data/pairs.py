@@ -57,12 +57,23 @@ class PairScan:
     paired: list[Pair] = field(default_factory=list)  # every stem with both files, good or not
 
 
+def _listing(folder: Path, what: str) -> list[Path]:
+    """The entries of ``folder``, sorted; UserInputError naming it if it cannot be listed
+    (no permission, gone, not a folder), never an OSError."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise UserInputError(f"{folder}: cannot list the {what} ({reason})") from None
+
+
 def locate_layout(root: str | Path) -> tuple[Path, Path]:
     """Return (image_dir, mask_dir) for ``root`` or raise UserInputError naming what is missing."""
     root = Path(root)
     if not root.is_dir():
         raise UserInputError(f"{root}: not a folder")
-    for image_dir in sorted(root.glob("*-Image")):
+    entries = _listing(root, "data-set folder")
+    for image_dir in (p for p in entries if p.name.endswith("-Image")):
         mask_dir = root / (image_dir.name[: -len("-Image")] + "-Mask")
         if image_dir.is_dir() and mask_dir.is_dir():
             return image_dir, mask_dir
@@ -86,7 +97,7 @@ def _files_by_stem(
     """
     found: dict[str, Path] = {}
     duplicated: set[str] = set()
-    for path in sorted(folder.iterdir()):
+    for path in _listing(folder, f"{role} folder"):
         if path.name.startswith(".") or path.suffix.lower() not in exts:
             continue
         try:
@@ -171,11 +182,16 @@ def check_pair_headers(pair: Pair, allow_rgb: bool = False) -> str | None:
 def raise_if_problems(problems: list[str], root: Path, skip_bad: bool) -> None:
     """Raise one UserInputError listing every problem unless ``skip_bad`` is set."""
     if problems and not skip_bad:
-        shown = "\n  ".join(problems[:50])
-        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
         raise UserInputError(
-            f"{root}: {len(problems)} bad file(s) (pass --skip-bad to skip them):\n  {shown}{more}"
+            f"{root}: {len(problems)} bad file(s) (pass --skip-bad to skip them):",
+            problem_lines(problems),
         )
+
+
+def problem_lines(problems: list[str], limit: int = 50) -> list[str]:
+    """The first ``limit`` problems and a "... and N more" line: an error's detail lines."""
+    extra = [f"... and {len(problems) - limit} more"] if len(problems) > limit else []
+    return problems[:limit] + extra
 
 
 def split_pairs(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
@@ -228,7 +244,7 @@ def content_digest(root: str | Path, files: list[Path]) -> str:
     lines = sorted(json.dumps([file_role(p), p.stem, sha]) + "\n" for p, sha in hashes)
     digest = hashlib.sha256("".join(lines).encode()).hexdigest()
     legacy = sorted(f"{p.relative_to(root).as_posix()}  {sha}\n" for p, sha in hashes)
-    _LEGACY[digest] = hashlib.sha256("".join(legacy).encode()).hexdigest()
+    _LEGACY[digest] = hashlib.sha256("".join(legacy).encode("utf-8", "surrogateescape")).hexdigest()
     return digest
 
 
@@ -239,7 +255,7 @@ def legacy_content_digest(root: str | Path, files: list[Path]) -> str:
     """
     root = Path(root)
     lines = sorted(f"{p.relative_to(root).as_posix()}  {file_sha256(p)}\n" for p in files)
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+    return hashlib.sha256("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def digest_aliases(digest: str) -> frozenset[str]:

@@ -52,12 +52,22 @@ def _defaults() -> Iterator[None]:
         yield
 
 
+# Largest |value| drawn as it is; a larger finite one (a loss of 1e308) is drawn at this
+# bound, so the axis range and its ticks stay computable (matplotlib's tick arithmetic
+# overflows near the float limit).
+PLOT_LIMIT = 1e12
+
+
 def _value(row: Any, key: str) -> float:
-    """A finite number from one history row, NaN (a gap in the line) otherwise."""
+    """A finite number from one history row (clipped to +-PLOT_LIMIT), NaN (a gap in the
+    line) otherwise."""
     value = row.get(key) if isinstance(row, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return math.nan
-    return float(value)
+    value = float(value)
+    if not math.isfinite(value):
+        return math.nan
+    return max(-PLOT_LIMIT, min(PLOT_LIMIT, value))
 
 
 def _epochs(history: Sequence[Any]) -> list[float]:

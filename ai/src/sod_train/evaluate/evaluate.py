@@ -112,10 +112,9 @@ def scan_dataset(data_dir: str | Path) -> pairs.PairScan:
     """
     scan = pairs.scan_pairs(data_dir, check_headers=True, allow_rgb=True)
     if scan.problems:
-        shown = "\n  ".join(scan.problems[:50])
-        more = f"\n  ... and {len(scan.problems) - 50} more" if len(scan.problems) > 50 else ""
         raise UserInputError(
-            f"{scan.root}: {len(scan.problems)} bad file(s), fix or remove them:\n  {shown}{more}"
+            f"{scan.root}: {len(scan.problems)} bad file(s), fix or remove them:",
+            pairs.problem_lines(scan.problems),
         )
     if not scan.pairs:
         raise UserInputError(f"{scan.root}: no image/mask pairs in {scan.image_dir}")

@@ -14,7 +14,6 @@ import html
 import io
 import json
 import random
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sod_train import atomicio
+from sod_train import atomicio, progress
 from sod_train.contract import LOWER_IS_BETTER
 from sod_train.errors import UserInputError
 from sod_train.evaluate.evaluate import (
@@ -43,12 +42,22 @@ THUMB = 160  # thumbnail height in pixels
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     """``training.history`` (or a top-level ``history``) of a metrics JSON, checked."""
+    from sod_train.release.schema import history_problems
+
     doc = read_json_object(path, "the metrics JSON")
     training = doc.get("training")
+    where = "training.history" if isinstance(training, dict) else "history"
     history = training.get("history") if isinstance(training, dict) else doc.get("history")
-    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+    if history is None:
         raise UserInputError(f"{path}: no training.history (a list of epoch objects)")
+    problems = history_problems(history, where)
+    if problems:
+        raise UserInputError(f"{path}: bad training history: {problems[0]}{_more(problems)}")
     return history
+
+
+def _more(items: list[str]) -> str:
+    return f" (+{len(items) - 1} more)" if len(items) > 1 else ""
 
 
 def rank_images(evaluations: list[Evaluation], by: str) -> list[tuple[str, float]]:
@@ -310,8 +319,7 @@ def build_report(
     evaluations = evaluate_sources(
         sources, data_dir, size, native, threads, quiet, name, [("the report", out)]
     )
-    if not quiet:
-        print("drawing the report", file=sys.stderr)
+    progress.note("drawing the report", quiet)
     ranked = rank_images(evaluations, by)
     scores = dict(ranked)
     picks = pick_images(ranked, n, seed)

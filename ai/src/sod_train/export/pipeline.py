@@ -29,12 +29,14 @@ def train_and_export(
     writes. With ``no_export`` it trains and checkpoints only.
     """
     from sod_train.data.pairs import training_files
-    from sod_train.guards import check_release_outputs
+    from sod_train.guards import check_release_outputs, release_outputs
     from sod_train.train.distributed import session
     from sod_train.train.loop import train
 
     if (duts_root is None) == (data_cache is None):
         raise UserInputError("give exactly one of --duts-root and --data-cache")
+    if not no_export:
+        release_outputs(output, metrics_out)  # names files at all? before any folder is made
     checkpoint_dir = rt.checkpoint_dir or Path("checkpoints") / output.stem
     if not no_export:
         atomicio.ensure_writable_dir(output.parent, "ONNX file")

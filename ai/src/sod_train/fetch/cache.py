@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import re
 import shutil
 import zipfile
@@ -51,7 +52,7 @@ def shard_name(index: int) -> str:
 
 def _entry_cost(name: str, size: int) -> int:
     """Bytes one stored entry adds to a zip: local header, data, central-directory record."""
-    encoded = len(name.encode())
+    encoded = len(os.fsencode(name))
     return 30 + encoded + size + 46 + encoded
 
 
@@ -81,6 +82,25 @@ def _plan_shards(entries: list[tuple[str, Path, int]], cap: int) -> list[list[tu
     return shards
 
 
+class _RawNameInfo(zipfile.ZipInfo):
+    """A member whose name is not UTF-8: stored as its own bytes, without the UTF-8 flag
+    (the zip format's legacy encoding), so it unpacks byte for byte (see
+    :func:`sod_train.fetch.extract.entry_name`)."""
+
+    def _encodeFilenameFlags(self) -> tuple[bytes, int]:
+        return self.filename.encode("cp437"), self.flag_bits & ~0x800
+
+
+def _member_info(name: str) -> zipfile.ZipInfo:
+    """The ZipInfo for member ``name`` (a file name, possibly with surrogateescape bytes)."""
+    raw = os.fsencode(name)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _RawNameInfo(raw.decode("cp437"), date_time=ZIP_DATE)
+    return zipfile.ZipInfo(name, date_time=ZIP_DATE)
+
+
 def _write_shard(dest: Path, members: list[tuple[str, Path]]) -> None:
     """Atomically write one stored (uncompressed) zip with fixed dates and modes."""
     with (
@@ -88,7 +108,7 @@ def _write_shard(dest: Path, members: list[tuple[str, Path]]) -> None:
         zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf,
     ):
         for name, path in members:
-            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info = _member_info(name)
             info.create_system = 3  # unix, so external_attr carries the mode
             info.external_attr = ZIP_MODE
             info.compress_type = zipfile.ZIP_STORED

@@ -5,6 +5,22 @@ The download streams into ``<dest>.part`` while hashing (one pass), resumes a pa
 Range), retries connection errors and 5xx answers with backoff, then checks size and
 SHA-256 and only then renames the file into place. A mismatch deletes the bad file.
 A lock file keeps two fetches into the same folder from writing over each other.
+
+Every way a server can hold a download forever has a limit (:class:`NetPolicy`, the
+``fetch`` options ``--timeout``, ``--deadline``, ``--min-rate``):
+
+* **silent** (never answers, or stops sending): no byte for ``timeout`` seconds ends the
+  request, which is retried (resumed) a few times;
+* **dripping** (a byte now and then): fewer than ``min_rate * timeout`` bytes in any
+  ``timeout`` seconds of the body is a failure;
+* **endless or lying about its length**: never more bytes than the pinned size (or
+  ``--size``), a Content-Length or Content-Range that disagrees is refused at once;
+* **everything together**: the whole download, retries and back-off included, ends
+  within ``deadline`` seconds (plus at most one ``timeout``).
+
+The body is read with ``read1`` (whatever has arrived, at most a chunk), so a
+dripping server never holds one read past the stall timeout and every limit is
+checked between reads.
 """
 
 from __future__ import annotations
@@ -12,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import http.client
 import os
 import re
 import time
@@ -21,11 +38,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from sod_train import __version__, progress
-from sod_train.errors import GateError
+from sod_train.errors import GateError, UserInputError
 from sod_train.hashing import update_from_file
 
 CHUNK = 1 << 16
@@ -33,15 +51,99 @@ RETRY_STATUSES = (500, 502, 503, 504)
 LOCK_NAME = ".sod-train-fetch.lock"
 
 
+DEFAULT_TIMEOUT = 30.0  # --timeout: seconds to connect, and without a byte, per request
+DEFAULT_DEADLINE = 4 * 3600.0  # --deadline: seconds for the whole download
+DEFAULT_MIN_RATE = 1024.0  # --min-rate: bytes/s the body must average over each timeout
+
+
 @dataclass(frozen=True)
 class NetPolicy:
-    """Timeouts and retry budget. Tests shrink these; the defaults suit a slow link."""
+    """Timeouts, limits and retry budget. Tests shrink these; the defaults suit a slow link."""
 
-    connect_timeout: float = 15.0  # seconds to open a connection
-    read_timeout: float = 60.0  # seconds without a byte before giving up on a request
+    connect_timeout: float = DEFAULT_TIMEOUT  # seconds to open a connection
+    read_timeout: float = DEFAULT_TIMEOUT  # seconds without a byte before a request fails
     retries: int = 5  # retries per failure kind (urllib3), and resumes without progress
     backoff_factor: float = 1.0  # sleep backoff_factor * 2**(n-1) s before the n-th retry
     backoff_max: float = 60.0  # never sleep longer than this between tries
+    deadline: float = DEFAULT_DEADLINE  # the whole download, retries included
+    min_rate: float = DEFAULT_MIN_RATE  # bytes/s over each read_timeout window of the body
+
+    @classmethod
+    def from_options(cls, timeout: float, deadline: float, min_rate: float) -> NetPolicy:
+        """The policy for ``fetch --timeout --deadline --min-rate``; back-off never sleeps
+        longer than one timeout."""
+        return cls(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            backoff_max=min(cls.backoff_max, timeout),
+            deadline=deadline,
+            min_rate=min_rate,
+        )
+
+
+class _Clock:
+    """The download's deadline: what is left of it, and the failure once it is spent."""
+
+    def __init__(self, url: str, policy: NetPolicy) -> None:
+        self.url, self.policy = url, policy
+        self.ends = time.monotonic() + policy.deadline
+
+    def left(self) -> float:
+        return self.ends - time.monotonic()
+
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, read) timeouts for one request, never past the deadline."""
+        left = max(self.left(), 0.05)
+        return min(self.policy.connect_timeout, left), min(self.policy.read_timeout, left)
+
+    def check(self, part: Path) -> None:
+        if self.left() <= 0:
+            raise GateError(
+                f"{self.url}: not finished within the deadline of {self.policy.deadline:g} s "
+                f"(--deadline){_kept(part)}"
+            )
+
+
+def _kept(part: Path) -> str:
+    """What a failed download leaves for a re-run: '; kept N bytes in PART; re-run to
+    resume', or nothing (an empty partial file is removed)."""
+    have = part.stat().st_size if part.exists() else 0
+    if not have:
+        part.unlink(missing_ok=True)
+        return ""
+    return f"; kept {have:,} bytes in {part}; re-run to resume"
+
+
+class _DeadlineRetry(Retry):
+    """urllib3's retry policy (connect errors, 5xx) that also stops at the download's
+    deadline: no back-off sleeps past it, and no retry starts after it."""
+
+    ends: float | None = None
+
+    def new(self, **kw: Any) -> _DeadlineRetry:
+        retry = super().new(**kw)
+        retry.ends = self.ends
+        return retry
+
+    def get_backoff_time(self) -> float:
+        wait = super().get_backoff_time()
+        if self.ends is None:
+            return wait
+        return max(0.0, min(wait, self.ends - time.monotonic()))
+
+    def is_exhausted(self) -> bool:
+        late = self.ends is not None and time.monotonic() >= self.ends
+        return late or super().is_exhausted()
+
+
+def _bound_retries(session: requests.Session, ends: float) -> None:
+    """Make the retry policy of ``session`` (from :func:`make_session`) stop at the
+    monotonic time ``ends``; retries are per-request copies, so this sets the template."""
+    for adapter in session.adapters.values():
+        retries = getattr(adapter, "max_retries", None)
+        if isinstance(retries, _DeadlineRetry):
+            adapter.max_retries = retries.new()
+            adapter.max_retries.ends = ends
 
 
 class _Interrupted(Exception):
@@ -50,10 +152,10 @@ class _Interrupted(Exception):
 
 def make_session(policy: NetPolicy) -> requests.Session:
     """A requests session that retries connection errors and 5xx (never 4xx) with backoff."""
-    retry = Retry(
+    retry = _DeadlineRetry(
         total=None,
         connect=policy.retries,
-        read=policy.retries,
+        read=0,  # a read timeout is retried by download(), which watches the deadline
         status=policy.retries,
         other=0,
         redirect=10,
@@ -94,11 +196,14 @@ def download(
     session = session or make_session(policy)
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    clock = _Clock(url, policy)
+    _bound_retries(session, clock.ends)
     failures = 0
     while True:
+        clock.check(part)
         have_before = part.stat().st_size if part.exists() else 0
         try:
-            hasher = _fetch_into(session, url, part, size, policy, quiet)
+            hasher = _fetch_into(session, url, part, size, policy, quiet, clock)
             break
         except _Interrupted as exc:
             have = part.stat().st_size if part.exists() else 0
@@ -110,7 +215,8 @@ def download(
                 ) from None
             if not quiet:
                 progress.note(f"{url}: {exc}; resuming at byte {have:,}")
-            time.sleep(min(policy.backoff_factor * 2 ** max(failures - 1, 0), policy.backoff_max))
+            pause = min(policy.backoff_factor * 2 ** max(failures - 1, 0), policy.backoff_max)
+            time.sleep(max(min(pause, clock.left()), 0))
     got_size = part.stat().st_size
     if size is not None and got_size != size:
         part.unlink()
@@ -133,6 +239,7 @@ def _fetch_into(
     size: int | None,
     policy: NetPolicy,
     quiet: bool,
+    clock: _Clock,
 ) -> Any:
     """One request: append the missing bytes to ``part``; return the running SHA-256."""
     offset = part.stat().st_size if part.exists() else 0
@@ -146,13 +253,13 @@ def _fetch_into(
         return hasher  # a complete .part from an earlier run: nothing to fetch
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     try:
-        response = session.get(
-            url,
-            headers=headers,
-            stream=True,
-            timeout=(policy.connect_timeout, policy.read_timeout),
-        )
-    except requests.RequestException as exc:  # urllib3 has already retried
+        response = session.get(url, headers=headers, stream=True, timeout=clock.timeouts())
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+        raise UserInputError(f"{url}: not a usable address ({exc})") from None
+    except requests.RequestException as exc:
+        if _stalled(exc):  # no answer within the read timeout: retried, under the deadline
+            raise _Interrupted(_describe(exc, policy)) from None
+        # urllib3 has already retried connecting and 5xx answers
         raise GateError(f"{url}: {_describe(exc, policy)}") from None
     with response:
         if response.status_code == 206 and _range_start(response) == offset:
@@ -174,7 +281,7 @@ def _fetch_into(
                 "(announced by the server); removed the download"
             )
         with open(part, mode) as out:
-            _stream(response, out, hasher, offset, size or total, url, policy, quiet)
+            _stream(response, out, hasher, offset, size or total, url, policy, quiet, clock)
             out.flush()
             os.fsync(out.fileno())
     return hasher
@@ -189,29 +296,59 @@ def _stream(
     url: str,
     policy: NetPolicy,
     quiet: bool,
+    clock: _Clock,
 ) -> None:
-    """Copy the body into ``out`` and the hash, never past ``length`` bytes in all."""
+    """Copy the body into ``out`` and the hash, never past ``length`` bytes in all, and
+    within the limits of the module doc (stall, throughput floor, deadline)."""
     done = offset
+    window_start, window_done = time.monotonic(), done
+    part = Path(out.name)
     with _progress(length, offset, "downloading", quiet) as bar:
-        try:
-            for block in response.iter_content(CHUNK):
-                if length is not None and done + len(block) > length:
-                    out.close()
-                    Path(out.name).unlink()
+        while block := _read_some(response, policy):
+            if length is not None and done + len(block) > length:
+                out.close()
+                part.unlink()
+                raise GateError(
+                    f"{url}: size mismatch: expected {length:,} bytes, "
+                    "the server sent more; removed the download"
+                )
+            out.write(block)
+            hasher.update(block)
+            done += len(block)
+            bar.update(len(block), done)
+            if clock.left() <= 0:
+                out.flush()  # what arrived stays in the partial file for a re-run
+                clock.check(part)
+            now = time.monotonic()
+            if now - window_start >= policy.read_timeout:
+                rate = (done - window_done) / (now - window_start)
+                if rate < policy.min_rate:
+                    out.flush()
                     raise GateError(
-                        f"{url}: size mismatch: expected {length:,} bytes, "
-                        "the server sent more; removed the download"
+                        f"{url}: the server sends {rate:,.0f} bytes/s, below the floor of "
+                        f"{policy.min_rate:,.0f} bytes/s (--min-rate); kept {done:,} bytes in "
+                        f"{part}; re-run to resume"
                     )
-                out.write(block)
-                hasher.update(block)
-                done += len(block)
-                bar.update(len(block), done)
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
-            raise _Interrupted(_describe(exc, policy)) from None
+                window_start, window_done = now, done
+
+
+def _read_some(response: requests.Response, policy: NetPolicy) -> bytes:
+    """What has arrived of the body (at most CHUNK bytes; b"" at its end), waiting at most
+    the read timeout; a stall or a dropped connection is _Interrupted (resumed)."""
+    try:
+        return response.raw.read1(CHUNK)
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+        raise _Interrupted(
+            f"no data for {policy.read_timeout:g} s (read timeout: the server stalled)"
+        ) from None
+    except (
+        urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.IncompleteRead,
+        http.client.IncompleteRead,
+        ConnectionError,
+        OSError,
+    ):
+        raise _Interrupted("connection dropped in the middle of the download") from None
 
 
 def _progress(length: int | None, start: int, label: str, quiet: bool) -> Any:
@@ -257,6 +394,15 @@ def _announced_total(response: requests.Response, offset: int) -> int | None:
         return int(match.group(1))
     length = response.headers.get("Content-Length", "")
     return offset + int(length) if length.isdigit() else None
+
+
+def _stalled(exc: requests.RequestException) -> bool:
+    """Whether a request failed because the server sent nothing for the read timeout
+    (requests reports urllib3's read timeout as ReadTimeout or inside ConnectionError)."""
+    if isinstance(exc, requests.ReadTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.ReadTimeoutError)
 
 
 def _describe(exc: Exception, policy: NetPolicy) -> str:

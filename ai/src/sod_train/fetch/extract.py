@@ -128,9 +128,24 @@ def check_members(
     return checked
 
 
+UTF8_NAME = 0x800  # general-purpose flag bit 11: the entry's name is UTF-8
+
+
+def entry_name(info: zipfile.ZipInfo) -> str:
+    """The name an entry is extracted under: its UTF-8 name, or else its raw bytes (as
+    ``unzip`` writes them; zipfile decoded them as cp437) decoded the way Python decodes
+    file names (surrogateescape). So a non-UTF-8 file name comes back byte for byte."""
+    if info.flag_bits & UTF8_NAME:
+        return info.filename
+    try:
+        return os.fsdecode(info.filename.encode("cp437"))
+    except UnicodeEncodeError:  # a name zipfile did not decode as cp437: keep it
+        return info.filename
+
+
 def _safe_parts(info: zipfile.ZipInfo, archive: Path) -> tuple[str, ...]:
     """The entry's path parts, or GateError if it could land outside the target folder."""
-    name = info.filename
+    name = entry_name(info)
     where = f"{archive}: entry '{name}'"
     norm = name.replace("\\", "/")
     if "\x00" in norm or not norm.strip("/"):

@@ -121,7 +121,8 @@ def fetch_dataset(
     if known:
         progress.note(
             f"note: {len(known)} file(s) of the published {pin.name} fail the mask check "
-            "(every genuine copy has them):\n  " + "\n  ".join(known)
+            "(every genuine copy has them):",
+            details=known,
         )
     private = override and pin.sha256 is not None  # the user's own archive, not the pin's
     if pin.content_digest and digest != pin.content_digest and not private:
@@ -169,6 +170,14 @@ def _unpack(
             expected_pairs=None if override else pin.pairs,
             known_bad=pin.known_bad,
         )
+        # Every picture decoded as verify-data decodes it: a header that opens (an EPS
+        # named .jpg) is not yet a picture the trainer can read.
+        decoded = decode_problems(scan.pairs, quiet)
+        bad = [p for p in decoded if p not in known_problems(decoded, data, pin.known_bad)]
+        if bad:
+            shown = "; ".join(p.replace(f"{data.parent}{os.sep}", "") for p in bad[:5])
+            extra = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+            raise GateError(f"{archive}: {len(bad):,} bad file(s): {shown}{extra}")
         digest = content_digest(data, pair_files(scan.pairs))
         marker = {
             "dataset": pin.name,
@@ -238,6 +247,19 @@ def _decode_problem(pair: Pair) -> str | None:
     return None
 
 
+def decode_problems(pairs: list[Pair], quiet: bool = False) -> list[str]:
+    """Fully decode every pair (threads, a progress bar); one 'path: problem' line per bad
+    pair, in order. The one check ``verify-data`` and ``fetch`` both run."""
+    workers = min(8, os.cpu_count() or 1)
+    with (
+        ThreadPoolExecutor(workers) as pool,
+        progress.Bar(
+            pool.map(_decode_problem, pairs), length=len(pairs), label="decoding", quiet=quiet
+        ) as results,
+    ):
+        return [p for p in results if p]
+
+
 def verify_folder(root: Path, quiet: bool = False) -> dict[str, Any]:
     """Decode every pair under ``root`` and compute its content digest; return a report.
 
@@ -253,18 +275,7 @@ def verify_folder(root: Path, quiet: bool = False) -> dict[str, Any]:
             f"{root}: no image/mask pairs in {scan.image_dir.name}/ and "
             f"{scan.mask_dir.name}/: nothing to verify"
         )
-    problems = list(scan.problems)
-    workers = min(8, os.cpu_count() or 1)
-    with (
-        ThreadPoolExecutor(workers) as pool,
-        progress.Bar(
-            pool.map(_decode_problem, scan.pairs),
-            length=len(scan.pairs),
-            label="decoding",
-            quiet=quiet,
-        ) as results,
-    ):
-        problems += [p for p in results if p]
+    problems = list(scan.problems) + decode_problems(scan.pairs, quiet)
     digest = content_digest(root, pair_files(scan.pairs))
     pin = pin_for_scan(scan, digest)
     pinned = pin.content_digest if pin else None

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -42,7 +41,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from sod_train import atomicio
+from sod_train import atomicio, stdio
 from sod_train.data.imageio import IMAGE_EXTS, load_rgb
 from sod_train.errors import UserInputError
 from sod_train.guards import check_output_dir, check_output_file, refuse_aliases
@@ -55,7 +54,7 @@ OUTPUT_SUFFIXES = tuple(f".{kind}.png" for kind in (*FORMATS, "side-by-side"))
 DEFAULT_SIZE = 256
 MAX_NATIVE_PIXELS = 16_000_000
 MAX_STDIN_BYTES = 256 << 20  # a picture piped in; an 89 MP PNG fits
-STDIO = "-"  # INPUT: read stdin; OUTPUT: write stdout
+STDIO = stdio.STDIO  # INPUT: read stdin; OUTPUT: write stdout
 STDIN_LABEL = "<stdin>"
 
 
@@ -91,12 +90,6 @@ class Job:
     src: Path
     dest: Path
     truth: Path | None = None
-
-
-def note(message: str, quiet: bool = False) -> None:
-    """A progress note on stderr (stdout may carry a PNG), unless ``quiet``."""
-    if not quiet:
-        print(message, file=sys.stderr, flush=True)
 
 
 def output_name(rel: Path, fmt: str) -> Path:

@@ -11,16 +11,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sod_train import atomicio
+from sod_train import atomicio, progress
 from sod_train.contract import QUALITY_METRICS
 from sod_train.errors import UserInputError
-from sod_train.guards import check_output_file, read_json, refuse_aliases
+from sod_train.guards import check_output_file, confined, read_json, refuse_aliases
 from sod_train.paths import ANCHOR_DIR, CARD_DIR, REGISTRY_PATH, REPO_ROOT
 from sod_train.release.schema import (
     validate_evaluations,
@@ -921,7 +920,7 @@ def _exported_params(metrics_path: Path, metrics: dict[str, Any]) -> int | None:
     from sod_train.hashing import file_sha256
     from sod_train.runtime.modelfile import parameter_count, read_model
 
-    path = Path(metrics_path).parent / metrics["onnx"]["file"]
+    path = confined(Path(metrics_path).parent, metrics["onnx"]["file"], "onnx.file", metrics_path)
     if not path.is_file() or file_sha256(path) != metrics["onnx"]["sha256"]:
         return None
     return parameter_count(read_model(path)[1])
@@ -932,11 +931,6 @@ class CardFiles(NamedTuple):
 
     card: Path
     curves: Path | None
-
-
-def _note(message: str, quiet: bool) -> None:
-    if not quiet:
-        print(f"note: {message}", file=sys.stderr)
 
 
 def write_card(
@@ -972,7 +966,13 @@ def write_card(
         )
     anchors = dict(_load_anchor(path) for path in anchor_paths)
     if out is None:
-        out = REPO_ROOT / (entry["card"] if entry else CARD_DIR / f"{metrics['model_id']}.md")
+        # The registry's card path is confined to the repository: a registry can never
+        # make `card` write anywhere else (no '..', absolute path or symlink out).
+        if entry is not None:
+            where = f"models[{entry['id']}].card"
+            out = confined(REPO_ROOT, entry["card"], where, registry_path)
+        else:
+            out = REPO_ROOT / CARD_DIR / f"{metrics['model_id']}.md"
         _check_out(Path(out), metrics, metrics_path, Path(registry_path), anchor_paths)
     out = Path(out)
     params = None if entry is not None else _exported_params(Path(metrics_path), metrics)
@@ -981,8 +981,8 @@ def write_card(
     drawn: Path | None = None
     if importlib.util.find_spec("matplotlib") is None:
         kept = "kept the existing" if image.exists() else "did not write the"
-        _note(
-            f"matplotlib is not installed ({REPORT_HINT}); {kept} training-curves image "
+        progress.note(
+            f"note: matplotlib is not installed ({REPORT_HINT}); {kept} training-curves image "
             f"{image}; the card links it",
             quiet,
         )

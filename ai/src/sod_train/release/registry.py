@@ -49,14 +49,26 @@ def model_entry(model_id: str | None = None, path: Path = REGISTRY_PATH) -> dict
     raise UserInputError(f"{path}: no model with id '{wanted}'")
 
 
-def entry_onnx_path(entry: dict[str, Any], path: Path = REGISTRY_PATH) -> Path:
-    """Absolute path of the ONNX file of a registry ``entry`` read from ``path``."""
-    return (Path(path).resolve().parents[2] / entry["onnx"]).resolve()
+def registry_root(path: Path = REGISTRY_PATH) -> Path:
+    """The folder the registry's paths are relative to: the repository root, two levels
+    above ``model/tiny/registry.json``."""
+    resolved = Path(path).resolve()
+    return resolved.parents[2] if len(resolved.parents) > 2 else resolved.parent
+
+
+def entry_file(entry: dict[str, Any], key: str, path: Path = REGISTRY_PATH) -> Path:
+    """The file an entry's ``key`` (``onnx``, ``metrics``, ``card``) names, confined to
+    the repository root (:func:`sod_train.guards.confined`: no ``..``, no absolute path,
+    no symlink out); UserInputError naming the registry and the key otherwise."""
+    from sod_train.guards import confined
+
+    return confined(registry_root(path), entry[key], f"models[{entry['id']}].{key}", path)
 
 
 def default_model_path(path: Path = REGISTRY_PATH) -> Path:
     """Absolute path of the default shipped ONNX model."""
-    return entry_onnx_path(model_entry(None, path), path)
+    entry = model_entry(None, path)
+    return entry_file(entry, "onnx", path).resolve()
 
 
 def register_model(
@@ -76,7 +88,7 @@ def register_model(
     from sod_train.runtime.modelfile import parameter_count, read_model
 
     require_regular_file(onnx_path, "the ONNX model")  # named as given, before resolving
-    root = Path(path).resolve().parents[2]
+    root = registry_root(path)
     onnx_path = Path(onnx_path).resolve()
     try:
         rel = onnx_path.relative_to(root)

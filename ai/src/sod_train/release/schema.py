@@ -91,16 +91,63 @@ def validate_metrics(obj: Any) -> list[str]:
     return problems
 
 
+# Keys of a training.history row that must be numbers when present (what the curves plot).
+HISTORY_NUMBERS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_iou",
+    "val_iou_batch",
+    "lr",
+    "seconds",
+    "img_per_s",
+    "crop",
+)
+
+
+def history_problems(history: Any, where: str = "training.history") -> list[str]:
+    """Problems with a training history read from any JSON (the report takes metrics files
+    that need not pass the whole schema): a list of objects whose plotted keys are
+    numbers, never strings or booleans. Each line names the key path."""
+    if not isinstance(history, list):
+        return [f"{where}: expected a list of epoch objects, got {type(history).__name__}"]
+    problems = []
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            problems.append(f"{where}[{i}]: expected an epoch object, got {type(row).__name__}")
+            continue
+        for key in HISTORY_NUMBERS:
+            value = row.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                problems.append(f"{where}[{i}].{key}: {value!r:.40} is not a number")
+    return problems
+
+
 def validate_evaluations(obj: Any) -> list[str]:
     """Problems with an ``evaluations`` section on its own (e.g. an anchor model's results)."""
     return _schema_problems(obj, METRICS_SCHEMA_PATH, "evaluations")
 
 
+REGISTRY_PATH_KEYS = ("onnx", "metrics", "card")  # paths relative to the repository root
+
+
 def validate_registry(obj: Any) -> list[str]:
-    """Problems with a registry document (parsed): schema, unique ids, default is listed."""
+    """Problems with a registry document (parsed): schema, unique ids, default is listed,
+    and every path in it plain and relative (no absolute path, no ``..``), so it cannot
+    name a file outside the repository."""
+    from sod_train.guards import plain_relative
+
     problems = _schema_problems(obj, REGISTRY_SCHEMA_PATH)
     if problems:
         return problems
+    for i, entry in enumerate(obj["models"]):
+        for key in REGISTRY_PATH_KEYS:
+            if (why := plain_relative(entry[key])) is not None:
+                problems.append(
+                    f"models.{i}.{key}: {entry[key]!r} {why}; it must stay inside the repository"
+                )
     ids = [entry["id"] for entry in obj["models"]]
     for dup in sorted({i for i in ids if ids.count(i) > 1}):
         problems.append(f"models: id '{dup}' appears more than once")
@@ -111,7 +158,14 @@ def validate_registry(obj: Any) -> list[str]:
 
 def registry_entry_problems(entry: dict[str, Any], root: Path = REPO_ROOT) -> list[str]:
     """Compare one (schema-valid) registry entry with the ONNX, metrics and card files it names."""
+    from sod_train.guards import confined
+
     where = f"models[{entry['id']}]"
+    try:  # symlinks that lead out of the repository
+        for key in REGISTRY_PATH_KEYS:
+            confined(root, entry[key], f"{where}.{key}", "the registry")
+    except UserInputError as exc:
+        return [str(exc).removeprefix("the registry: ")]
     onnx_path = root / entry["onnx"]
     if not onnx_path.is_file():
         return [f"{where}: ONNX file {entry['onnx']} not found"]
