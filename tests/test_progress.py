@@ -72,3 +72,12 @@ def test_a_broken_or_missing_stderr_never_fails_a_note(monkeypatch):
         assert list(bar) == [0, 1]
     monkeypatch.setattr(sys, "stderr", None)
     progress.note("nowhere to go")  # not to stdout either
+
+
+def test_joined_lists_the_first_items_and_counts_the_rest():
+    from sod_train.errors import joined
+
+    assert joined(["a", "b", "c"], 3) == "a; b; c"
+    assert joined(["a", "b", "c", "d"], 2) == "a; b (+2 more)"
+    assert joined(["x", "y"], 1, ", ") == "x (+1 more)"
+    assert joined([], 3) == ""

@@ -81,3 +81,12 @@ class GateError(SodTrainError):
     """A quality gate or a conformance check failed: exit 1."""
 
     exit_code = 1
+
+
+def joined(items: Sequence[object], limit: int, sep: str = "; ") -> str:
+    """The first ``limit`` items joined by ``sep``, then `` (+N more)`` for the rest.
+
+    The one way a message lists many problems, names or files on one line.
+    """
+    shown = sep.join(str(item) for item in items[:limit])
+    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")

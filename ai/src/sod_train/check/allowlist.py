@@ -14,7 +14,7 @@ from pathlib import Path
 
 import onnx
 
-from sod_train.errors import UserInputError
+from sod_train.errors import UserInputError, joined
 from sod_train.paths import ALLOWLIST_PATH
 from sod_train.runtime.modelfile import text
 
@@ -110,8 +110,7 @@ def disallowed_ops(model: onnx.ModelProto, allowed: Iterable[str], shown: int = 
         found.setdefault((op, why), []).append(location)
     lines = []
     for (op, why), where in found.items():
-        names = ", ".join(f"'{w}'" for w in where[:shown])
-        more = f" (+{len(where) - shown} more)" if len(where) > shown else ""
-        nodes = f"node {names}" if len(where) == 1 else f"{len(where)} nodes {names}{more}"
+        names = joined([f"'{w}'" for w in where], shown, ", ")
+        nodes = f"node {names}" if len(where) == 1 else f"{len(where)} nodes {names}"
         lines.append(f"{nodes}: {op} {why}")
     return lines

@@ -40,7 +40,7 @@ from sod_train.check.golden import (
     run_golden_with,
 )
 from sod_train.contract import INPUT_NAME, MAX_IR_VERSION, OPSET, OUTPUT_NAME
-from sod_train.errors import SodTrainError, UserInputError, first_line
+from sod_train.errors import SodTrainError, UserInputError, first_line, joined
 from sod_train.runtime import modelfile
 from sod_train.runtime.session import ort_message
 
@@ -309,8 +309,7 @@ def _check_golden(report: CheckReport, run: Any, golden_path: Path, model_sha256
     except Exception as exc:  # the file passed load_golden; a failure here is the model's
         problems.append(f"cannot run the golden cases: {first_line(exc, 240)}")
     if problems:
-        more = f" (+{len(problems) - 2} more)" if len(problems) > 2 else ""
-        report.add("golden", False, f"{golden_path.name}: " + "; ".join(problems[:2]) + more)
+        report.add("golden", False, f"{golden_path.name}: " + joined(problems, 2))
     else:
         names = ", ".join(c["name"] for c in doc["cases"])
         report.add("golden", True, f"{golden_path.name} matches ({names})")
@@ -364,8 +363,7 @@ def check_proto(
         skip = skip or "model too malformed to inspect"
     bad_names = modelfile.non_utf8_names(model)
     if bad_names:
-        more = f" (+{len(bad_names) - 3} more)" if len(bad_names) > 3 else ""
-        skip = skip or f"names that are not valid UTF-8: {', '.join(bad_names[:3])}{more}"
+        skip = skip or f"names that are not valid UTF-8: {joined(bad_names, 3, ', ')}"
     if any(c.name == "no_external_data" and not c.passed for c in report.checks):
         skip = skip or "model stores weights outside the file"
     sha = hashlib.sha256(data).hexdigest()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from sod_train.errors import GateError
+from sod_train.errors import GateError, joined
 from sod_train.release.registry import REGISTRY_PATH
 from sod_train.stdio import echo_block
 
@@ -47,9 +47,7 @@ def diff(old: Path, new: Path, max_drop: float, as_json: bool, quiet: bool) -> N
     elif not quiet:
         echo_block(format_report(report))
     if not report.passed:
-        first = report.failures[0]
-        more = f" (+{len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
-        raise GateError(f"{new} regresses against {old}: {first}{more}")
+        raise GateError(f"{new} regresses against {old}: {joined(report.failures, 1)}")
 
 
 @click.command("card")

@@ -32,6 +32,40 @@ LOSS_SERIES = (("train_loss", "train loss"), ("val_loss", "validation loss"))
 IOU_SERIES = (("val_iou", "validation IoU (per image)"), ("val_iou_batch", "per batch"))
 
 
+# Keys of a training.history row that must be numbers when present (what the curves plot).
+HISTORY_NUMBERS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_iou",
+    "val_iou_batch",
+    "lr",
+    "seconds",
+    "img_per_s",
+    "crop",
+)
+
+
+def history_problems(history: Any, where: str = "training.history") -> list[str]:
+    """Problems with a training history read from any JSON (the report takes metrics files
+    that need not pass the whole schema): a list of objects whose plotted keys are
+    numbers, never strings or booleans. Each line names the key path."""
+    if not isinstance(history, list):
+        return [f"{where}: expected a list of epoch objects, got {type(history).__name__}"]
+    problems = []
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            problems.append(f"{where}[{i}]: expected an epoch object, got {type(row).__name__}")
+            continue
+        for key in HISTORY_NUMBERS:
+            value = row.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                problems.append(f"{where}[{i}].{key}: {value!r:.40} is not a number")
+    return problems
+
+
 def _matplotlib() -> Any:
     """The matplotlib module, or a UserInputError saying how to install it."""
     try:

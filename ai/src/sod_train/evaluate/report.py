@@ -23,7 +23,7 @@ from PIL import Image
 
 from sod_train import atomicio, progress
 from sod_train.contract import LOWER_IS_BETTER
-from sod_train.errors import UserInputError
+from sod_train.errors import UserInputError, joined
 from sod_train.evaluate.evaluate import (
     DEFAULT_BY,
     Evaluation,
@@ -42,7 +42,7 @@ THUMB = 160  # thumbnail height in pixels
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     """``training.history`` (or a top-level ``history``) of a metrics JSON, checked."""
-    from sod_train.release.schema import history_problems
+    from sod_train.evaluate.curves import history_problems
 
     doc = read_json_object(path, "the metrics JSON")
     training = doc.get("training")
@@ -52,12 +52,8 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         raise UserInputError(f"{path}: no training.history (a list of epoch objects)")
     problems = history_problems(history, where)
     if problems:
-        raise UserInputError(f"{path}: bad training history: {problems[0]}{_more(problems)}")
+        raise UserInputError(f"{path}: bad training history: {joined(problems, 1)}")
     return history
-
-
-def _more(items: list[str]) -> str:
-    return f" (+{len(items) - 1} more)" if len(items) > 1 else ""
 
 
 def rank_images(evaluations: list[Evaluation], by: str) -> list[tuple[str, float]]:

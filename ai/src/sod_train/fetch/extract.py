@@ -22,7 +22,7 @@ from types import TracebackType
 
 from sod_train import progress
 from sod_train.data.pairs import PairScan, check_pair_headers, locate_layout, scan_pairs
-from sod_train.errors import GateError, UserInputError
+from sod_train.errors import GateError, UserInputError, joined
 from sod_train.fetch.pins import known_problems
 
 IGNORED_TOP = ("__MACOSX",)  # resource-fork folders macOS zips carry next to the data
@@ -272,9 +272,8 @@ def verify_layout(
     known = known_problems(problems, root, known_bad)
     bad = [p for p in problems if p not in known]
     if bad:
-        shown = "; ".join(p.replace(f"{root.parent}{os.sep}", "") for p in bad[:5])
-        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
-        raise GateError(f"{archive}: {len(bad):,} bad file(s): {shown}{more}")
+        shown = joined([p.replace(f"{root.parent}{os.sep}", "") for p in bad], 5)
+        raise GateError(f"{archive}: {len(bad):,} bad file(s): {shown}")
     if expected_pairs is not None and len(scan.pairs) != expected_pairs:
         raise GateError(
             f"{archive}: expected {expected_pairs:,} image/mask pairs, got {len(scan.pairs):,}"

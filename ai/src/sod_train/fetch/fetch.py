@@ -28,7 +28,7 @@ from sod_train.data.pairs import (
     pair_files,
     scan_pairs,
 )
-from sod_train.errors import GateError, UserInputError
+from sod_train.errors import GateError, UserInputError, joined
 from sod_train.fetch.download import NetPolicy, download, folder_lock, hash_file
 from sod_train.fetch.extract import (
     Staging,
@@ -175,9 +175,8 @@ def _unpack(
         decoded = decode_problems(scan.pairs, quiet)
         bad = [p for p in decoded if p not in known_problems(decoded, data, pin.known_bad)]
         if bad:
-            shown = "; ".join(p.replace(f"{data.parent}{os.sep}", "") for p in bad[:5])
-            extra = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
-            raise GateError(f"{archive}: {len(bad):,} bad file(s): {shown}{extra}")
+            shown = joined([p.replace(f"{data.parent}{os.sep}", "") for p in bad], 5)
+            raise GateError(f"{archive}: {len(bad):,} bad file(s): {shown}")
         digest = content_digest(data, pair_files(scan.pairs))
         marker = {
             "dataset": pin.name,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sod_train.contract import LOWER_IS_BETTER, QUALITY_METRICS
+from sod_train.errors import joined
 from sod_train.fetch.pins import canonical_digest
 from sod_train.guards import read_json
 from sod_train.release.schema import validate_metrics
@@ -166,9 +167,8 @@ def diff_metrics(
     for side, name in (("old", old_name), ("new", new_name)):
         problems = report.schema[side]
         if problems:
-            more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
             report.failures.append(
-                f"{side.upper()} {name} fails the metrics schema: {'; '.join(problems[:3])}{more}"
+                f"{side.upper()} {name} fails the metrics schema: {joined(problems, 3)}"
             )
     if report.schema["old"] or report.schema["new"]:
         return report

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sod_train.errors import UserInputError
+from sod_train.errors import UserInputError, joined
 from sod_train.paths import CARD_DIR, REGISTRY_PATH
 
 
@@ -32,8 +32,7 @@ def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Any]:
     registry = read_json(path, "the model registry")
     problems = validate_registry(registry)
     if problems:
-        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UserInputError(f"{path}: invalid model registry: {problems[0]}{more}")
+        raise UserInputError(f"{path}: invalid model registry: {joined(problems, 1)}")
     return registry
 
 

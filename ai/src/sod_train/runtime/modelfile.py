@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 import onnx
 
-from sod_train.errors import UserInputError, first_line
+from sod_train.errors import UserInputError, first_line, joined
 from sod_train.guards import (
     MAX_MODEL_BYTES,
     MAX_PIXELS,
@@ -198,14 +198,11 @@ def model_problems(model: onnx.ModelProto) -> list[str]:
     """Everything that keeps a parsed model from being run by predict/evaluate/bench/fold."""
     bad_names = non_utf8_names(model)
     if bad_names:
-        more = f" (+{len(bad_names) - 3} more)" if len(bad_names) > 3 else ""
-        return ["names that are not valid UTF-8: " + ", ".join(bad_names[:3]) + more]
+        return ["names that are not valid UTF-8: " + joined(bad_names, 3, ", ")]
     external = external_tensors(model)
     if external:
-        more = f" (+{len(external) - 3} more)" if len(external) > 3 else ""
         return [
             f"{len(external)} tensor(s) stored outside the file (external data): "
-            + ", ".join(external[:3])
-            + more
+            + joined(external, 3, ", ")
         ]
     return io_problems(model)
