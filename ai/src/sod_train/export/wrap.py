@@ -9,7 +9,8 @@ original file, then the ONNX file, golden vectors and metrics JSON, all or nothi
 The metrics JSON is the source model's (recipe, data, training record, build), with the
 ``onnx`` section rewritten for the new file, ``derived_from`` naming the source and the
 command, and the measurements of the old graph (``evaluations``, ``fold_iou``, ``cost``,
-``latency``) dropped: they must be measured again on the new file.
+``latency``) and its ``build`` dropped: they must be measured again on the new file, and
+the source's own build record (on its card) rebuilds the source.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from sod_train.guards import check_release_outputs, read_json_object
 from sod_train.runtime.model import SaliencyModel
 from sod_train.runtime.modelfile import read_model
 
-MEASURED_KEYS = ("evaluations", "fold_iou", "cost", "latency")
+# Records of the source file that do not hold for the wrapped one: its measurements, and
+# its build (which rebuilds the source; ``derived_from`` says how this file follows).
+MEASURED_KEYS = ("evaluations", "fold_iou", "cost", "latency", "build")
 
 
 def source_metrics_path(model: Path) -> Path:
