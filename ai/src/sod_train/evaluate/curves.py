@@ -11,18 +11,17 @@ so a committed image diffs cleanly.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sod_train import atomicio
 from sod_train.errors import UserInputError
+from sod_train.evaluate.plots import default_style, require_matplotlib
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-INSTALL_HINT = 'pip install -e ".[report]"'
 SOFTWARE_PREFIX = "sod-train training curves, matplotlib "
 DPI = 100
 SIZE_IN = (9.0, 3.4)
@@ -66,24 +65,17 @@ def history_problems(history: Any, where: str = "training.history") -> list[str]
     return problems
 
 
+PURPOSE = "plotting training curves"
+
+
 def _matplotlib() -> Any:
-    """The matplotlib module, or a UserInputError saying how to install it."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise UserInputError(f"plotting training curves needs matplotlib: {INSTALL_HINT}") from None
-    return matplotlib
+    """The matplotlib module (:func:`sod_train.evaluate.plots.require_matplotlib`)."""
+    return require_matplotlib(PURPOSE)
 
 
-@contextmanager
-def _defaults() -> Iterator[None]:
-    """matplotlib's built-in style, whatever the user's matplotlibrc says, so the picture
-    (and its bytes) depend on the history alone."""
-    _matplotlib()
-    import matplotlib.style
-
-    with matplotlib.style.context("default"):
-        yield
+def _defaults() -> Any:
+    """matplotlib's built-in style (:func:`sod_train.evaluate.plots.default_style`)."""
+    return default_style(PURPOSE)
 
 
 # Largest |value| drawn as it is; a larger finite one (a loss of 1e308) is drawn at this

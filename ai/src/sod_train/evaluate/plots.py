@@ -8,7 +8,10 @@ matplotlib's default style, whatever the user's matplotlibrc says.
 
 from __future__ import annotations
 
+import importlib.util
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sod_train.errors import UserInputError
@@ -17,12 +20,30 @@ INSTALL_HINT = 'pip install -e ".[report]"'
 DPI = 100
 
 
-def require_matplotlib() -> None:
-    """UserInputError (exit 2) saying how to install matplotlib, if it cannot be imported."""
+def has_matplotlib() -> bool:
+    """Whether matplotlib can be imported (without importing it)."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def require_matplotlib(purpose: str = "the report") -> Any:
+    """The matplotlib module; UserInputError (exit 2) naming ``purpose`` and how to install
+    it, if it cannot be imported. The one check every figure goes through."""
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib
     except ImportError:
-        raise UserInputError(f"the report needs matplotlib: {INSTALL_HINT}") from None
+        raise UserInputError(f"{purpose} needs matplotlib: {INSTALL_HINT}") from None
+    return matplotlib
+
+
+@contextmanager
+def default_style(purpose: str = "the report") -> Iterator[None]:
+    """matplotlib's built-in style, whatever the user's matplotlibrc says, so a figure (and
+    its bytes) depend on its data alone."""
+    require_matplotlib(purpose)
+    import matplotlib.style
+
+    with matplotlib.style.context("default"):
+        yield
 
 
 def curves_png(curves: dict[str, dict[str, Any]]) -> bytes:
@@ -42,11 +63,9 @@ def curves_figure_bytes(
     No date or software stamp in either format, so the same curves give the same bytes
     with the same matplotlib release.
     """
-    require_matplotlib()
-    import matplotlib.style
     from matplotlib.figure import Figure
 
-    with matplotlib.style.context("default"):
+    with default_style():
         fig = Figure(figsize=(12.0, 3.8), dpi=DPI, layout="constrained")
         if title:
             fig.suptitle(title)
@@ -70,6 +89,7 @@ def curves_figure_bytes(
             {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
         )
         if fmt == "svg":  # stable element ids; text kept as text, editable in a paper
-            matplotlib.rcParams.update({"svg.hashsalt": "sod-train", "svg.fonttype": "none"})
+            svg = {"svg.hashsalt": "sod-train", "svg.fonttype": "none"}
+            require_matplotlib().rcParams.update(svg)
         fig.savefig(buf, format=fmt, dpi=DPI, metadata=stamp)
     return buf.getvalue()

@@ -8,7 +8,6 @@ from the model; the output is deterministic (same input, same bytes).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,7 @@ from typing import Any, NamedTuple
 from sod_train import atomicio, progress
 from sod_train.contract import QUALITY_METRICS
 from sod_train.errors import UserInputError
+from sod_train.evaluate.plots import INSTALL_HINT, has_matplotlib
 from sod_train.guards import check_output_file, confined, read_json, refuse_aliases
 from sod_train.paths import ANCHOR_DIR, CARD_DIR, REGISTRY_PATH, REPO_ROOT
 from sod_train.release.schema import (
@@ -31,7 +31,6 @@ DUTS_CITATION = (
     "Wang et al., *Learning to Detect Salient Objects with Image-Level Supervision*, CVPR 2017"
 )
 # Reference models' results shown beside ours by default (sod-train card needs no flags).
-REPORT_HINT = 'pip install -e ".[report]"'
 
 # The two parameter counts a card shows, named the same everywhere.
 TRAINABLE_PARAMS = "trainable parameters (with BatchNorm)"
@@ -979,10 +978,10 @@ def write_card(
     text = render_card(metrics, entry, anchors, onnx_params=params)
     image = out.parent / curves_name(metrics["model_id"])
     drawn: Path | None = None
-    if importlib.util.find_spec("matplotlib") is None:
+    if not has_matplotlib():
         kept = "kept the existing" if image.exists() else "did not write the"
         progress.note(
-            f"note: matplotlib is not installed ({REPORT_HINT}); {kept} training-curves image "
+            f"note: matplotlib is not installed ({INSTALL_HINT}); {kept} training-curves image "
             f"{image}; the card links it",
             quiet,
         )
