@@ -197,7 +197,9 @@ def test_huge_finite_numbers_still_draw_the_card(tmp_path):
 
 
 needs_permissions = pytest.mark.skipif(
-    not can_drop_permissions(), reason="root without setpriv ignores file permissions"
+    not can_drop_permissions(),
+    reason="root without setpriv ignores file permissions: "
+    "apt-get install util-linux (setpriv), or run as a normal user",
 )
 
 

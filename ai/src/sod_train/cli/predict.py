@@ -39,7 +39,7 @@ def resolve_model(model: Path | None, quiet: bool) -> Path:
         return model
     try:
         entry = registry.model_entry(None, registry.REGISTRY_PATH)
-        path = registry.entry_onnx_path(entry, registry.REGISTRY_PATH)
+        path = registry.entry_file(entry, "onnx", registry.REGISTRY_PATH).resolve()
     except UserInputError as exc:
         raise UserInputError(f"no default model shipped yet ({exc}); pass --model M.onnx") from None
     if not path.is_file():
