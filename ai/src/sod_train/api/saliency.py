@@ -29,15 +29,28 @@ DEFAULT_SIZE = 256  # models that do not normalise their own scale run at 256 x 
 def as_rgb(picture: Picture) -> np.ndarray:
     """``uint8`` HxWx3 RGB of a Pillow image (any mode) or a uint8 numpy array."""
     if isinstance(picture, Image.Image):
+        _check_pixels(picture.width, picture.height)
         return pil_to_rgb(picture)
     array = np.asarray(picture)
     if array.dtype != np.uint8:
         raise UserInputError(f"a numpy picture must be uint8, not {array.dtype}")
+    if array.ndim in (2, 3):
+        _check_pixels(array.shape[1], array.shape[0])
     if array.ndim == 2:
         return np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim == 3 and array.shape[2] in (3, 4):
         return pil_to_rgb(Image.fromarray(array))  # RGBA: composited over black, as files
     raise UserInputError(f"a numpy picture must be HxW, HxWx3 or HxWx4, not {array.shape}")
+
+
+def _check_pixels(width: int, height: int) -> None:
+    """A picture of no pixels, or more than files may have (Pillow's bomb limit), is refused
+    before it is copied: a 0x0 array crashed in Pillow, a huge strided view ran out of memory."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if width < 1 or height < 1 or (limit is not None and width * height > limit):
+        raise UserInputError(
+            f"a picture must be at least 1x1 and at most {limit} pixels, not {width}x{height}"
+        )
 
 
 class Saliency:
