@@ -94,8 +94,10 @@ def test_short_side_past_the_run_size_range_is_one_line_naming_the_picture(tmp_p
     (data / "images").mkdir(parents=True)
     (data / "masks").mkdir(parents=True)
     # 3000 x 1 at short side 4096: 12,288,000 x 4096 pixels (150 GB of float input).
-    Image.new("RGB", (3000, 1)).save(data / "images" / "thin.png")
-    Image.new("L", (3000, 1)).save(data / "masks" / "thin.png")
+    # fold-iou scores a fold of at least 64 pairs: 130 at --val-fraction 0.5.
+    for i in range(130 if command == "fold-iou" else 1):
+        Image.new("RGB", (3000, 1)).save(data / "images" / f"thin{i}.png")
+        Image.new("L", (3000, 1)).save(data / "masks" / f"thin{i}.png")
     if command == "evaluate":
         args = ["evaluate", TINY, "--data", data, "--short-side", "4096"]
     else:
@@ -110,7 +112,7 @@ def test_short_side_past_the_run_size_range_is_one_line_naming_the_picture(tmp_p
             "4096",
         ]
     line = hostile.one_line(hostile.sod(*args, timeout=60), 2)
-    assert "thin.png" in line and "over the run-size range" in line, line
+    assert "/thin" in line and ".png" in line and "over the run-size range" in line, line
 
 
 # -- video: `-` is stdout, odd header numbers are ignored or refused, never a traceback ------
@@ -134,10 +136,14 @@ def test_video_dash_is_stdout_never_a_file_named_dash(tmp_path, flag):
     assert "stdout: cannot write (no space left on device)" in hostile.one_line(failed, 1)
 
 
-def test_video_two_outputs_on_stdout_are_refused(tmp_path):
+@pytest.mark.parametrize(
+    "options", [("--csv", "-", "--json", "-"), ("--report", "-"), ("--maps", "-")]
+)
+def test_video_outputs_that_cannot_go_to_stdout_are_refused(tmp_path, options):
     clip = _y4m(tmp_path / "clip.y4m", b"YUV4MPEG2 W16 H16")
-    result = hostile.sod("video", clip, "--model", TINY, "--csv", "-", "--json", "-", "--quiet")
+    result = hostile.sod("video", clip, "--model", TINY, *options, "--quiet", cwd=tmp_path)
     assert "only one of --csv and --json can go to stdout" in hostile.one_line(result, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.y4m"]
 
 
 def test_video_a_400_digit_frame_rate_is_ignored_not_a_crash(tmp_path):
@@ -197,3 +203,12 @@ def test_api_refuses_empty_and_huge_pictures(shape):
     with pytest.raises(UserInputError, match="at least 1x1") as info:
         model.map(picture)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("size", [0, -3, 10**9, float("nan"), 2.5, True])
+def test_api_refuses_a_run_size_out_of_range(size):
+    import sod_train
+    from sod_train.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=r"size must be an int in 1\.\.4096"):
+        sod_train.open_model(TINY, size=size)

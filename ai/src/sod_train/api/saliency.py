@@ -18,6 +18,7 @@ from PIL import Image
 
 from sod_train.data.imageio import pil_to_rgb
 from sod_train.errors import UserInputError
+from sod_train.guards import MAX_SQUARE
 from sod_train.predict import render
 from sod_train.release import registry
 from sod_train.runtime.model import SaliencyModel, to_uint8
@@ -95,6 +96,19 @@ class Saliency:
         return render.cutout(rgb, saliency, threshold, soft, bg_color)
 
 
+def _check_side(value: object, name: str) -> None:
+    """``size`` / ``short_side`` as the CLI takes them: an int in 1..MAX_SQUARE (else a
+    0 crashed Pillow, 10**9 ran out of memory and a float failed to unpack)."""
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 1 <= value <= MAX_SQUARE
+    ):
+        raise UserInputError(f"{name} must be an int in 1..{MAX_SQUARE}, not {value!r}")
+
+
 def open_model(
     path: str | os.PathLike[str] | None = None, threads: int | None = None, size: int | None = None
 ) -> Saliency:
@@ -103,6 +117,7 @@ def open_model(
     ``threads``: onnxruntime threads (None: all cores). Errors are
     :class:`sod_train.errors.UserInputError` with a one-line message naming the file.
     """
+    _check_side(size, "size")
     if path is None:
         path = registry.default_model_path(registry.REGISTRY_PATH)
     return Saliency(SaliencyModel.open(path, threads), size)
@@ -120,6 +135,8 @@ def evaluate_folder(
     """
     from sod_train.evaluate.evaluate import evaluate_sources, make_sources
 
+    _check_side(size, "size")
+    _check_side(short_side, "short_side")
     path = Path(model) if model is not None else registry.default_model_path()
     sides = (short_side,) if short_side is not None else ()
     (evaluation,) = evaluate_sources(

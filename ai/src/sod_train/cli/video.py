@@ -128,7 +128,7 @@ def video(
         ("--report", report_path, "the report"),
     ]
     # ``-`` is stdout for --csv and --json (one of them), never a file named ``-``.
-    to_stdout = [flag for flag, path, _ in files if is_stdio(path)]
+    to_stdout = [flag for flag, path, _ in [*files, ("--maps", maps, "")] if is_stdio(path)]
     if to_stdout and (len(to_stdout) > 1 or to_stdout[0] not in ("--csv", "--json")):
         raise UserInputError(
             f"-: only one of --csv and --json can go to stdout (got {' and '.join(to_stdout)})"
