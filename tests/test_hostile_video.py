@@ -212,3 +212,29 @@ def test_api_refuses_a_run_size_out_of_range(size):
 
     with pytest.raises(UserInputError, match=r"size must be an int in 1\.\.4096"):
         sod_train.open_model(TINY, size=size)
+
+
+# -- a cut pipe under PYTHONUNBUFFERED: one large write cut short is a failure, not exit 0 ------
+
+
+def test_cut_pipe_of_one_large_write_is_a_failure_even_unbuffered(tmp_path):
+    """``--json -`` writes 300 kB at once; unbuffered, the raw write came back short when
+    the reader left and the rest was dropped with exit 0."""
+    import os
+    import sys
+
+    clip = _y4m(tmp_path / "clip.y4m", b"YUV4MPEG2 W16 H16", frames=2000)
+    env = {**os.environ, "PYTHONPATH": str(hostile.SRC), "PYTHONUNBUFFERED": "1"}
+    args = ["video", str(clip), "--model", str(TINY), "--json", "-", "--quiet"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "sod_train.cli.main", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert child.stdout is not None and child.stdout.read(1) == b"{"
+    child.stdout.close()  # the reader goes away after one byte (`| head -c1`)
+    _, err = child.communicate(timeout=120)
+    result = subprocess.CompletedProcess(args, child.returncode, b"", err)
+    assert "stdout: cannot write" in hostile.one_line(result, 1)
