@@ -123,6 +123,7 @@ def install() -> None:
         sys.stdout = _Closed("stdout", "the output cannot be written (redirect it to a file)")
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    _buffer_stdout()
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
@@ -130,6 +131,24 @@ def install() -> None:
                 reconfigure(errors="backslashreplace")
     if not isinstance(sys.stdout, (_Closed, _EscapingText)):
         sys.stdout = _EscapingText(sys.stdout)
+
+
+def _buffer_stdout() -> None:
+    """Give an unbuffered stdout (``PYTHONUNBUFFERED=1``, ``python -u``) a buffered writer.
+
+    Unbuffered, ``sys.stdout.buffer`` is the raw file: one ``write`` is one system call,
+    and when the reader goes away midway the call returns a short count that Python
+    drops, so a cut pipe lost the rest of a large output with exit 0. A BufferedWriter
+    writes until all has gone or raises (EPIPE). Line buffering keeps output prompt.
+    """
+    stream = sys.stdout
+    if not isinstance(getattr(stream, "buffer", None), io.RawIOBase):
+        return
+    encoding, errors = stream.encoding, stream.errors
+    raw = stream.detach()  # the old wrapper must not close fd 1 when it is collected
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(raw), encoding=encoding, errors=errors, line_buffering=True
+    )
 
 
 def output_error(exc: OSError, where: object = None) -> GateError:

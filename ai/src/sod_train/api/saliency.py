@@ -18,6 +18,7 @@ from PIL import Image
 
 from sod_train.data.imageio import pil_to_rgb
 from sod_train.errors import UserInputError
+from sod_train.guards import MAX_SQUARE
 from sod_train.predict import render
 from sod_train.release import registry
 from sod_train.runtime.model import SaliencyModel, to_uint8
@@ -29,15 +30,28 @@ DEFAULT_SIZE = 256  # models that do not normalise their own scale run at 256 x 
 def as_rgb(picture: Picture) -> np.ndarray:
     """``uint8`` HxWx3 RGB of a Pillow image (any mode) or a uint8 numpy array."""
     if isinstance(picture, Image.Image):
+        _check_pixels(picture.width, picture.height)
         return pil_to_rgb(picture)
     array = np.asarray(picture)
     if array.dtype != np.uint8:
         raise UserInputError(f"a numpy picture must be uint8, not {array.dtype}")
+    if array.ndim in (2, 3):
+        _check_pixels(array.shape[1], array.shape[0])
     if array.ndim == 2:
         return np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim == 3 and array.shape[2] in (3, 4):
         return pil_to_rgb(Image.fromarray(array))  # RGBA: composited over black, as files
     raise UserInputError(f"a numpy picture must be HxW, HxWx3 or HxWx4, not {array.shape}")
+
+
+def _check_pixels(width: int, height: int) -> None:
+    """A picture of no pixels, or more than files may have (Pillow's bomb limit), is refused
+    before it is copied: a 0x0 array crashed in Pillow, a huge strided view ran out of memory."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if width < 1 or height < 1 or (limit is not None and width * height > limit):
+        raise UserInputError(
+            f"a picture must be at least 1x1 and at most {limit} pixels, not {width}x{height}"
+        )
 
 
 class Saliency:
@@ -82,6 +96,19 @@ class Saliency:
         return render.cutout(rgb, saliency, threshold, soft, bg_color)
 
 
+def _check_side(value: object, name: str) -> None:
+    """``size`` / ``short_side`` as the CLI takes them: an int in 1..MAX_SQUARE (else a
+    0 crashed Pillow, 10**9 ran out of memory and a float failed to unpack)."""
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 1 <= value <= MAX_SQUARE
+    ):
+        raise UserInputError(f"{name} must be an int in 1..{MAX_SQUARE}, not {value!r}")
+
+
 def open_model(
     path: str | os.PathLike[str] | None = None, threads: int | None = None, size: int | None = None
 ) -> Saliency:
@@ -90,6 +117,7 @@ def open_model(
     ``threads``: onnxruntime threads (None: all cores). Errors are
     :class:`sod_train.errors.UserInputError` with a one-line message naming the file.
     """
+    _check_side(size, "size")
     if path is None:
         path = registry.default_model_path(registry.REGISTRY_PATH)
     return Saliency(SaliencyModel.open(path, threads), size)
@@ -107,6 +135,8 @@ def evaluate_folder(
     """
     from sod_train.evaluate.evaluate import evaluate_sources, make_sources
 
+    _check_side(size, "size")
+    _check_side(short_side, "short_side")
     path = Path(model) if model is not None else registry.default_model_path()
     sides = (short_side,) if short_side is not None else ()
     (evaluation,) = evaluate_sources(

@@ -115,6 +115,7 @@ def video(
     from sod_train.guards import check_output_dir, check_output_file, refuse_aliases
     from sod_train.progress import note
     from sod_train.release.registry import default_model_path
+    from sod_train.stdio import is_stdio
     from sod_train.video.pipeline import Outputs, process_video, summary
     from sod_train.video.run import load_model
     from sod_train.video.source import open_video
@@ -126,6 +127,13 @@ def video(
         ("--overlay", overlay, "the overlay video"),
         ("--report", report_path, "the report"),
     ]
+    # ``-`` is stdout for --csv and --json (one of them), never a file named ``-``.
+    to_stdout = [flag for flag, path, _ in [*files, ("--maps", maps, "")] if is_stdio(path)]
+    if to_stdout and (len(to_stdout) > 1 or to_stdout[0] not in ("--csv", "--json")):
+        raise UserInputError(
+            f"-: only one of --csv and --json can go to stdout (got {' and '.join(to_stdout)})"
+        )
+    files = [(flag, None if is_stdio(path) else path, what) for flag, path, what in files]
     for _, path, what in files:
         if path is not None:
             check_output_file(path, what)
@@ -139,13 +147,13 @@ def video(
     )
     nothing = not any(p is not None for p in (csv_path, json_path, maps, overlay, report_path))
     outputs = Outputs(
-        csv=csv_path,
+        csv=None if is_stdio(csv_path) else csv_path,
         json=json_path,
         maps=maps,
         overlay=overlay,
         overlay_style=overlay_style,
         report=report_path,
-        csv_stream=sys.stdout if nothing else None,
+        csv_stream=sys.stdout if nothing or is_stdio(csv_path) else None,
     )
     session = load_model(model_path, threads)
     with open_video(input_path, yuv_matrix, value_range, size, pix_fmt, fps) as clip:

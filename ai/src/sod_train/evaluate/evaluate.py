@@ -233,9 +233,9 @@ class Scorer:
             return load_map(find_map(self.source.path, pair), shape)
         key = (self.size, self.short_side)
         inputs = {} if inputs is None else inputs
-        if key not in inputs:
-            inputs[key] = prepare(rgb, self.size, self.short_side)
         try:
+            if key not in inputs:
+                inputs[key] = prepare(rgb, self.size, self.short_side)
             return to_uint8(self.model.map_input(inputs[key], *rgb.shape[:2]))
         except UserInputError as exc:
             raise UserInputError(f"{self.source.path} on {pair.image}: {exc}") from None

@@ -32,7 +32,7 @@ from sod_train.export.export import (
     write_release,
 )
 from sod_train.export.normaliser import add_normaliser, check_working_size, reference_map
-from sod_train.guards import check_release_outputs, read_json_object
+from sod_train.guards import check_output_file, check_release_outputs, read_json_object
 from sod_train.runtime.model import SaliencyModel
 from sod_train.runtime.modelfile import read_model
 
@@ -95,6 +95,7 @@ def wrap_release(
     check_working_size(working_size)
     if working_size == 0:
         raise UserInputError("--working-size 0 would copy the model unchanged; give T >= 16")
+    check_output_file(output, "the wrapped model")  # '' or '.' name no file to suffix
     metrics_in = metrics_in or source_metrics_path(source)
     metrics_out = metrics_out or output.with_suffix(".metrics.json")
     check_release_outputs(
@@ -107,6 +108,10 @@ def wrap_release(
         ],
     )
     source_metrics = read_json_object(metrics_in, "the source model's metrics JSON")
+    for key in ("onnx", "config"):  # the sections the new metrics are built from
+        if not isinstance(source_metrics.get(key, {}), dict):
+            kind = type(source_metrics[key]).__name__
+            raise UserInputError(f"{metrics_in}: {key}: expected an object, got {kind}")
     data, proto = read_model(source)
     try:
         wrapped = add_normaliser(proto, working_size)

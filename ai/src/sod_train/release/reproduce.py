@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -23,13 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from sod_train import machine
-from sod_train.errors import UserInputError, first_line
+from sod_train.errors import UserInputError, display, first_line
 from sod_train.guards import read_json_object
 from sod_train.paths import REPO_ROOT
 
 # Options whose value is written: pointed inside the worktree.
 OUTPUT_OPTIONS = ("--output", "--out", "--metrics-out", "--checkpoint-dir")
 QUICKSTART_OUT = "runs/quickstart"
+# The only commands that build a model, and so the only ones a recorded build may name:
+# any other command (predict, video, evaluate --record, fetch --dest ...) writes through
+# options or arguments that are not pointed into the worktree.
+BUILD_COMMANDS = ("train", "export", "normalise", "quickstart")
+# What ``git rev-parse HEAD`` records: hex only, so a commit can never be read as an option.
+COMMIT_PATTERN = re.compile(r"[0-9a-f]{4,64}")
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,11 @@ def plan(doc: dict[str, Any], source: Path, duts_root: Path | None = None) -> Pl
     commit = build.get("commit") or (doc.get("environment") or {}).get("git_commit")
     if not isinstance(commit, str) or not commit:
         raise UserInputError(f"{source}: no commit recorded (build.commit); cannot check it out")
+    if not COMMIT_PATTERN.fullmatch(commit):
+        raise UserInputError(
+            f"{source}: build.commit is not a commit id (4 to 64 lowercase hex digits): "
+            f"{display(commit[:80])}"
+        )
     expected = (doc.get("onnx") or {}).get("sha256")
     if not isinstance(expected, str):
         raise UserInputError(f"{source}: no onnx.sha256 recorded to compare with")
@@ -57,12 +69,22 @@ def plan(doc: dict[str, Any], source: Path, duts_root: Path | None = None) -> Pl
         words = shlex.split(build["command"])
     except ValueError as exc:
         raise UserInputError(f"{source}: build.command does not parse ({exc})") from None
+    # ``--opt=value`` is click's other spelling of ``--opt value``: split it, so an output
+    # option written that way is pointed into the worktree like any other.
+    words = [part for word in words for part in _split_option(word)]
     if words[:1] == ["sod-train"]:
         argv, args = [sys.executable, "-m", "sod_train.cli.main"], words[1:]
+        if args[:1] and args[0] not in BUILD_COMMANDS:
+            raise UserInputError(
+                f"{source}: build.command runs `sod-train {display(args[0][:40])}`, which "
+                f"builds no model; only {', '.join(BUILD_COMMANDS)} can be reproduced"
+            )
     elif words[:2] == ["python", "ai/scripts/train_saliency_student.py"]:
         argv, args = [sys.executable, "ai/scripts/train_saliency_student.py"], words[2:]
     else:
-        raise UserInputError(f"{source}: build.command is not a sod-train command: {words[:2]}")
+        raise UserInputError(
+            f"{source}: build.command is not a sod-train command: {display(str(words[:2]))}"
+        )
     produced: Path | None = None
     out_args: list[str] = []
     i = 0
@@ -93,6 +115,14 @@ def plan(doc: dict[str, Any], source: Path, duts_root: Path | None = None) -> Pl
     return Plan(commit, argv + out_args, produced, expected)
 
 
+def _split_option(word: str) -> list[str]:
+    """``--opt=value`` -> [``--opt``, ``value``]; any other word unchanged."""
+    if word.startswith("--") and "=" in word:
+        name, value = word.split("=", 1)
+        return [name, value]
+    return [word]
+
+
 def _git(*args: str, cwd: Path = REPO_ROOT) -> str:
     try:
         done = subprocess.run(
@@ -117,7 +147,7 @@ def reproduce(
     run = plan(doc, metrics_path, duts_root)
     work = Path(tempfile.mkdtemp(prefix="sod-train-reproduce-"))
     tree = work / "tree"
-    _git("worktree", "add", "--detach", str(tree), run.commit)
+    _git("worktree", "add", "--detach", str(tree), "--end-of-options", run.commit)
     started = time.time()
     try:
         env = {**os.environ, "PYTHONPATH": str(tree / "ai" / "src")}

@@ -30,6 +30,7 @@ from PIL import Image
 
 from sod_train.data.imageio import to_model_input
 from sod_train.errors import UserInputError
+from sod_train.guards import MAX_PIXELS, MAX_SIDE
 from sod_train.runtime.modelfile import (
     model_problems,
     parameter_count,
@@ -49,7 +50,14 @@ def to_uint8(saliency: np.ndarray) -> np.ndarray:
 def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
     """(h, w) of an H x W picture rescaled so its short side is ``short_side`` (aspect kept)."""
     scale = short_side / min(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
+    size = max(1, round(height * scale)), max(1, round(width * scale))
+    # A long thin picture at a large short side is terabytes: refuse past the run-size range.
+    if max(size) > MAX_SIDE or size[0] * size[1] > MAX_PIXELS:
+        raise UserInputError(
+            f"short side {short_side} makes this {width}x{height} picture {size[1]}x{size[0]}, "
+            f"over the run-size range (sides up to {MAX_SIDE}, {MAX_PIXELS} pixels)"
+        )
+    return size
 
 
 def prepare(

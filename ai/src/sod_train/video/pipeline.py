@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import queue
 import threading
 import time
@@ -34,6 +35,7 @@ import numpy as np
 from sod_train import atomicio, progress
 from sod_train.errors import UserInputError
 from sod_train.hashing import file_sha256
+from sod_train.stdio import is_stdio, write_stdout
 from sod_train.video.outputs import CsvSink, MapsSink, OverlaySink
 from sod_train.video.run import Smoother, frame_input, input_map, map_stats
 from sod_train.video.source import Frame, Video
@@ -299,7 +301,10 @@ def process_video(
             overlay.close()
         if maps:
             maps.commit()
-        if outputs.json:
+        if outputs.json and is_stdio(outputs.json):
+            doc = json_document(video, model_path, smooth, result)
+            write_stdout(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        elif outputs.json:
             atomicio.write_json(outputs.json, json_document(video, model_path, smooth, result))
         if outputs.report and collector:
             write_report(outputs.report, video, model_path, result, collector)

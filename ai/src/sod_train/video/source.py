@@ -141,7 +141,8 @@ class Y4MVideo(Video):
 def parse_size(text: str) -> tuple[int, int]:
     """``WxH`` -> (width, height); UserInputError if malformed."""
     width, sep, height = text.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit() or len(width + height) > 12:
+    digits = (width + height).isascii() and width.isdigit() and height.isdigit()
+    if not sep or not digits or len(width + height) > 12:  # ASCII: int() refuses '²'
         raise UserInputError(f"--size '{text}': expected WIDTHxHEIGHT, e.g. 1920x1080")
     return int(width), int(height)
 

@@ -21,6 +21,7 @@ file's length.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -115,10 +116,17 @@ class Layout:
         return Planes(y, u, v, self.depth)
 
 
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
 def _ratio(text: str) -> Fraction | None:
     """``n:d`` as a positive Fraction; None when malformed or zero (lenient)."""
     num, sep, den = text.partition(":")
-    if not sep or not num.isdigit() or not den.isdigit() or int(num) == 0 or int(den) == 0:
+    # ASCII digits only (``'²'.isdigit()`` is True but int() refuses it), and at most 9 of
+    # them: a 400-digit rate overflowed float() later (lenient: ignored like any bad tag).
+    if not sep or not _DIGITS.fullmatch(num) or not _DIGITS.fullmatch(den):
+        return None
+    if int(num) == 0 or int(den) == 0:
         return None
     return Fraction(int(num), int(den))
 
@@ -157,7 +165,7 @@ def parse_header(line: bytes, path: str | os.PathLike[str]) -> Y4MHeader:
     if missing:
         raise UserInputError(f"{path}: y4m header has no {' and no '.join(missing)}")
     for key in "WH":
-        if not tags[key].isdigit() or len(tags[key]) > 6:
+        if not _DIGITS.fullmatch(tags[key]) or len(tags[key]) > 6:
             raise UserInputError(f"{path}: y4m header has a bad {key} '{tags[key][:20]}'")
     colourspace = tags.get("C", "420jpeg")
     if colourspace not in COLOURSPACES:
