@@ -249,26 +249,25 @@ def _f(value: Any, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def markdown_tables(result: dict[str, Any]) -> str:
-    """Two Markdown tables: quality (maxF / Sm / MAE) and stability, one row per sequence."""
-    names = [s["name"] for s in result["sources"]]
+def _table(
+    result: dict[str, Any], cols: list[str], keys: tuple[str, ...], heading: str
+) -> list[str]:
+    """One Markdown table: a row per sequence and the mean, ``keys`` of every column."""
     seqs = result["sequences"]
-    lines = ["| sequence | " + " | ".join(f"{n} maxF / Sm / MAE" for n in names) + " |"]
-    lines.append("|---|" + "---|" * len(names))
-    for seq in [*seqs, "mean"]:
-        row = result["mean"] if seq == "mean" else result["per_sequence"][seq]
-        cells = [" / ".join(_f(row[n][k], 3) for k in QUALITY) for n in names]
-        label = f"**mean of {len(seqs)}**" if seq == "mean" else seq
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    cols = [*names, "ground truth"]
-    lines += [
-        "",
-        "| sequence | " + " | ".join(f"{n} IoU mean / p5 / mean abs change" for n in cols) + " |",
-    ]
+    lines = ["| sequence | " + " | ".join(f"{n} {heading}" for n in cols) + " |"]
     lines.append("|---|" + "---|" * len(cols))
     for seq in [*seqs, "mean"]:
         row = result["mean"] if seq == "mean" else result["per_sequence"][seq]
-        cells = [" / ".join(_f(row[n][k], 3) for k in STABILITY) for n in cols]
+        cells = [" / ".join(_f(row[n][k], 3) for k in keys) for n in cols]
         label = f"**mean of {len(seqs)}**" if seq == "mean" else seq
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown_tables(result: dict[str, Any]) -> str:
+    """Two Markdown tables: quality (maxF / Sm / MAE) and stability, one row per sequence."""
+    names = [s["name"] for s in result["sources"]]
+    lines = _table(result, names, QUALITY, "maxF / Sm / MAE")
+    lines += [""]
+    lines += _table(result, [*names, "ground truth"], STABILITY, "IoU mean / p5 / mean abs change")
     return "\n".join(lines)
