@@ -14,6 +14,7 @@ import click
 from sod_train import progress
 from sod_train.check.allowlist import DEFAULT_ALLOWLIST
 from sod_train.guards import MAX_BATCH_SIZE, MAX_CROP, MAX_EPOCHS
+from sod_train.model.config import LOSSES
 from sod_train.stdio import echo, echo_block
 from sod_train.train.config import Runtime, TrainConfig
 from sod_train.train.presets import preset_names
@@ -106,7 +107,7 @@ def train_options(fn: Callable) -> Callable:
             "Depthwise-separable 3x3 convolutions (all but the first).",
             default=None,
         ),
-        recipe_option("--loss", "Loss.", type=click.Choice(["bce+dice", "bce+iou"])),
+        recipe_option("--loss", "Loss.", type=click.Choice(list(LOSSES))),
         recipe_option(
             "--arch",
             "Network family: the anchor TinyUNet or the efficient LiteUNet.",

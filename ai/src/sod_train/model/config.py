@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+# The training losses (sod_train.model.losses): BCE + Dice (the anchor's), BCE + soft IoU,
+# and F3Net's boundary-weighted structure loss.
+LOSSES = ("bce+dice", "bce+iou", "structure")
+
 
 @dataclass(frozen=True)
 class UNetConfig:
