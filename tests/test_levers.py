@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from conftest import REPO
 from sod_train.check.check import check_model
 from sod_train.cli.main import main
-from sod_train.data.augment import TrainAugment, scale_window
+from sod_train.data.augment import CropMix, MixedSet, TrainAugment, scale_window
 from sod_train.data.decode import DecodedSet
+from sod_train.errors import UserInputError
 from sod_train.export.export import export
 from sod_train.model.unet import TinyUNet, UNetConfig, build_model, count_parameters
 from sod_train.train.config import Runtime, TrainConfig
@@ -220,6 +221,48 @@ def test_jitter_training_is_deterministic_and_differs_from_plain(synthetic_root,
     assert [h["train_loss"] for h in a.history] != [h["train_loss"] for h in plain_run.history]
 
 
+def test_crop_mix_draws_one_size_per_batch_from_the_matching_copy():
+    big = fake_set()
+    small = big.rescaled(CROP - 8 + 32)
+    mix = CropMix((TrainAugment(CROP - 8), TrainAugment(CROP)))
+    data = MixedSet((small, big))
+    order = list(range(len(big))) * 4
+
+    def draw():
+        return list(mix.batches(data, order, 2, torch.Generator().manual_seed(5)))
+
+    out = draw()
+    sizes = [images.shape[-1] for images, _ in out]
+    assert set(sizes) == {CROP - 8, CROP}  # both sizes occur
+    for images, masks in out:  # one size per batch, image and mask agree
+        assert images.shape[-2:] == masks.shape[-2:] and images.shape[-2] == images.shape[-1]
+        assert set(masks.unique().tolist()) <= {0.0, 1.0}
+    again = draw()
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(out, again, strict=True))
+    # A batch at the small size comes from the small copy: its pixels are the plain
+    # transform's on that copy after the size draw.
+    gen = torch.Generator().manual_seed(5)
+    pick = int(torch.randint(2, (1,), generator=gen))
+    first = mix.augments[pick].batch(data.sets[pick], order[:2], gen)
+    assert torch.equal(first[0], out[0][0])
+
+
+def test_mixed_crops_training_records_its_crops_and_is_deterministic(synthetic_root):
+    cfg = small_config(mixed_crops=(CROP - 8, CROP), epochs=1)
+    a, b = run(synthetic_root, cfg), run(synthetic_root, cfg)
+    assert a.history[0]["crops"] == [CROP - 8, CROP] and a.history[0]["crop"] == CROP
+    assert same_state(a.best_state, b.best_state)
+    assert (
+        cfg.max_crop == CROP and small_config(mixed_crops=(CROP, CROP + 16)).max_crop == CROP + 16
+    )
+
+
+@pytest.mark.parametrize("bad", [(CROP,), (CROP, CROP), (4, CROP)])
+def test_mixed_crops_needs_two_sizes_in_range(synthetic_root, bad):
+    with pytest.raises(UserInputError, match="mixed_crops"):
+        run(synthetic_root, small_config(mixed_crops=bad, epochs=1))
+
+
 # --- presets and the command line -------------------------------------------------------
 
 
@@ -236,6 +279,7 @@ def test_cli_levers_reach_the_recipe_and_bad_values_are_refused(synthetic_root, 
     args = ["train", "--duts-root", str(synthetic_root), "--output", str(tmp_path / "x.onnx")]
     args += ["--epochs", "1", "--batch-size", "8", "--crop-size", str(CROP), "--quiet"]
     levers = ["--ema", "0.5", "--colour-jitter", "0.1", "--scale-jitter", "0.2", "--separable"]
+    levers += ["--loss", "structure", "--mixed-crops", f"{CROP - 8},{CROP}"]
     ok = CliRunner().invoke(
         main, [*args, *levers, "--no-export", "--checkpoint-dir", str(tmp_path / "ck")]
     )
@@ -243,6 +287,7 @@ def test_cli_levers_reach_the_recipe_and_bad_values_are_refused(synthetic_root, 
     config = torch.load(tmp_path / "ck/last.pt", weights_only=False)["config"]
     assert (config["ema"], config["colour_jitter"], config["scale_jitter"]) == (0.5, 0.1, 0.2)
     assert config["separable"] is True
+    assert config["loss"] == "structure" and config["mixed_crops"] == [CROP - 8, CROP]
     off = CliRunner().invoke(
         main,
         [
@@ -258,7 +303,13 @@ def test_cli_levers_reach_the_recipe_and_bad_values_are_refused(synthetic_root, 
     assert off.exit_code == 0, off.output
     config = torch.load(tmp_path / "ck2/last.pt", weights_only=False)["config"]
     assert config["separable"] is False and config["ema"] == 0.999  # the rest of the preset
-    for bad in (["--ema", "1"], ["--scale-jitter", "1"], ["--colour-jitter", "-0.1"]):
+    for bad in (
+        ["--ema", "1"],
+        ["--scale-jitter", "1"],
+        ["--colour-jitter", "-0.1"],
+        ["--mixed-crops", "32,x"],
+        ["--mixed-crops", "32"],
+    ):
         refused = CliRunner().invoke(main, [*args, *bad])
         assert refused.exit_code == 2 and "Traceback" not in refused.output
 

@@ -144,6 +144,13 @@ def train_options(fn: Callable) -> Callable:
         ),
         recipe_option("--final-epochs", "See --final-crop.", type=click.IntRange(0, MAX_EPOCHS)),
         recipe_option(
+            "--mixed-crops",
+            "Multi-scale training: each batch's crop is drawn from these sizes, e.g. "
+            "128,160,192 (outside the --final-epochs); each cut from the set stored at that "
+            "crop + 32, so a smaller crop shows objects smaller.",
+            callback=_int_tuple,
+        ),
+        recipe_option(
             "--val-crop",
             "Validation (model selection) crop.",
             shown="--crop-size",

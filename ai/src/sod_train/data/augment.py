@@ -1,4 +1,5 @@
-"""Training augmentation: random crop + flip, optional scale and colour jitter.
+"""Training augmentation: random crop + flip, optional scale and colour jitter, and
+optionally a crop size drawn per batch (multi-scale training, :class:`CropMix`).
 
 The transform objects are built once from the recipe (:meth:`TrainConfig.augments`) and
 passed to the loop, so a crop or a jitter strength has one name from the CLI to here.
@@ -79,21 +80,26 @@ class TrainAugment:
         device holds the data, and with both strengths 0 it is the plain crop + flip one.
         """
         for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            draws = torch.rand(len(idx), 3, generator=generator).tolist()
-            scales = [None] * len(idx)
-            if self.scale_jitter:
-                scales = torch.rand(len(idx), generator=generator).tolist()
-            colours = torch.rand(len(idx), 3, generator=generator) if self.colour_jitter else None
-            pairs = [
-                self._one(data.images[i], data.masks[i], d, u)
-                for i, d, u in zip(idx, draws, scales, strict=True)
-            ]
-            images = torch.stack([img for img, _ in pairs])
-            if colours is not None:
-                s = self.colour_jitter
-                images = apply_colour_jitter(images, 1 - s + 2 * s * colours)
-            yield images, torch.stack([mask for _, mask in pairs]).float()
+            yield self.batch(data, order[start : start + batch_size], generator)
+
+    def batch(
+        self, data: DecodedSet, idx: list[int], generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch of the pairs ``idx``, drawing from ``generator`` as :meth:`batches` says."""
+        draws = torch.rand(len(idx), 3, generator=generator).tolist()
+        scales = [None] * len(idx)
+        if self.scale_jitter:
+            scales = torch.rand(len(idx), generator=generator).tolist()
+        colours = torch.rand(len(idx), 3, generator=generator) if self.colour_jitter else None
+        pairs = [
+            self._one(data.images[i], data.masks[i], d, u)
+            for i, d, u in zip(idx, draws, scales, strict=True)
+        ]
+        images = torch.stack([img for img, _ in pairs])
+        if colours is not None:
+            s = self.colour_jitter
+            images = apply_colour_jitter(images, 1 - s + 2 * s * colours)
+        return images, torch.stack([mask for _, mask in pairs]).float()
 
     def _one(
         self, img: torch.Tensor, mask: torch.Tensor, draws: list[float], scale_u: float | None
@@ -112,3 +118,36 @@ class TrainAugment:
         if side != crop:
             img, mask = resize_pair(img, mask, crop)
         return img, mask
+
+
+@dataclass(frozen=True)
+class MixedSet:
+    """The same training pairs stored once per crop of a :class:`CropMix` (same order)."""
+
+    sets: tuple[DecodedSet, ...]
+
+    def __len__(self) -> int:
+        return len(self.sets[0])
+
+
+@dataclass(frozen=True)
+class CropMix:
+    """Multi-scale training: every batch takes one crop size of several, drawn at random.
+
+    Crop ``c`` is cut from the copy of the set stored at ``c`` + the margin, so every
+    size sees the same field of view: a smaller crop shows the objects smaller. That is
+    scale augmentation at the whole-picture level (what a host's frame size does to the
+    working scale), and a batch of 128 costs about a third of one of 224. Each batch
+    first draws its size from ``generator``, then the chosen transform draws as usual.
+    """
+
+    augments: tuple[TrainAugment, ...]
+
+    def batches(
+        self, data: MixedSet, order: list[int], batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(image, float mask) batches over ``order``, each at a crop drawn from the mix."""
+        for start in range(0, len(order), batch_size):
+            pick = int(torch.randint(len(self.augments), (1,), generator=generator))
+            idx = order[start : start + batch_size]
+            yield self.augments[pick].batch(data.sets[pick], idx, generator)

@@ -52,6 +52,9 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # warmup-cosine: linear warm-up length
     final_crop: int = 0  # progressive resizing: the last final_epochs train at this crop
     final_epochs: int = 0
+    # Multi-scale training: outside the final epochs, each batch's crop is drawn from
+    # these sizes (data.augment.CropMix); () = every batch at crop_size.
+    mixed_crops: tuple[int, ...] = ()
     val_crop: int = 0  # validation (model selection) crop; 0 = crop_size, as the anchor
     skip_bad: bool = False
     convert_rgb_masks: bool = False
@@ -72,15 +75,16 @@ class TrainConfig:
         """The network part of the recipe (the fields UNetConfig names)."""
         return UNetConfig(**{f.name: getattr(self, f.name) for f in fields(UNetConfig)})
 
-    def crop_at(self, epoch: int) -> int:
-        """Training crop of ``epoch`` (1-based): ``final_crop`` in the last ``final_epochs``."""
+    def crops_at(self, epoch: int) -> tuple[int, ...]:
+        """Training crops of ``epoch`` (1-based): ``final_crop`` in the last ``final_epochs``,
+        else ``mixed_crops`` (one drawn per batch) or ``crop_size``."""
         if self.final_crop and epoch > self.epochs - self.final_epochs:
-            return self.final_crop
-        return self.crop_size
+            return (self.final_crop,)
+        return self.mixed_crops or (self.crop_size,)
 
     @property
     def max_crop(self) -> int:
-        return max(self.crop_size, self.final_crop if self.final_epochs else 0)
+        return max(self.crop_size, *self.mixed_crops, self.final_crop if self.final_epochs else 0)
 
     @property
     def eval_crop(self) -> int:
@@ -91,7 +95,7 @@ class TrainConfig:
         """The training transform of every crop this recipe trains at, built once."""
         from sod_train.data.augment import TrainAugment  # torch: only when training
 
-        crops = {self.crop_at(epoch) for epoch in range(1, self.epochs + 1)}
+        crops = {c for epoch in range(1, self.epochs + 1) for c in self.crops_at(epoch)}
         return {
             crop: TrainAugment(crop, self.scale_jitter, self.colour_jitter)
             for crop in sorted(crops)

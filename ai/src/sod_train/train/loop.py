@@ -31,7 +31,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 
 from sod_train import progress
-from sod_train.data.augment import TrainAugment
+from sod_train.data.augment import CropMix, MixedSet, TrainAugment
 from sod_train.data.decode import TRAIN_MARGIN, DecodedSet, decode_pairs, normalize
 from sod_train.data.pairs import (
     content_digest,
@@ -42,6 +42,7 @@ from sod_train.data.pairs import (
     split_scan,
 )
 from sod_train.errors import UserInputError
+from sod_train.guards import MAX_CROP
 from sod_train.machine import available_cores
 from sod_train.model.losses import iou_at_half, saliency_loss
 from sod_train.model.unet import build_model, count_parameters
@@ -136,6 +137,13 @@ def check_levers(cfg: TrainConfig) -> None:
         raise UserInputError(f"colour_jitter {cfg.colour_jitter}: must be in [0, 1]")
     if not 0.0 <= cfg.scale_jitter < 1.0:
         raise UserInputError(f"scale_jitter {cfg.scale_jitter}: must be in [0, 1)")
+    if cfg.mixed_crops and (
+        len(set(cfg.mixed_crops)) < 2 or not all(8 <= c <= MAX_CROP for c in cfg.mixed_crops)
+    ):
+        raise UserInputError(
+            f"mixed_crops {','.join(map(str, cfg.mixed_crops))}: give at least two different "
+            f"crops, each in [8, {MAX_CROP}]"
+        )
 
 
 def make_ema(model: torch.nn.Module, decay: float) -> AveragedModel | None:
@@ -294,8 +302,8 @@ class _Timed:
 def train_one_epoch(
     step_model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    data: DecodedSet,
-    augment: TrainAugment,
+    data: DecodedSet | MixedSet,
+    augment: TrainAugment | CropMix,
     cfg: TrainConfig,
     rt: Runtime,
     epoch: int,
@@ -438,20 +446,26 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
     last_epoch = cfg.epochs if rt.stop_after_epoch is None else min(cfg.epochs, rt.stop_after_epoch)
     rt = replace(rt, amp=amp)
     augments = cfg.augments()  # the training transform of each crop, built once
-    scaled: dict[int, DecodedSet] = {}  # progressive resizing: one rescaled copy per crop
+    scaled: dict[int, DecodedSet] = {}  # progressive/multi-scale: one rescaled copy per crop
     for epoch in range(start_epoch, last_epoch + 1):
         t0 = time.perf_counter()
-        crop = cfg.crop_at(epoch)
-        if crop != cfg.max_crop and crop not in scaled:
-            scaled[crop] = train_set.rescaled(crop + TRAIN_MARGIN)
-        epoch_set = scaled.get(crop, train_set)
+        crops = cfg.crops_at(epoch)
+        for crop in crops:
+            if crop != cfg.max_crop and crop not in scaled:
+                scaled[crop] = train_set.rescaled(crop + TRAIN_MARGIN)
+        sets = [scaled.get(crop, train_set) for crop in crops]
+        if len(crops) == 1:
+            epoch_set, augment = sets[0], augments[crops[0]]
+        else:
+            epoch_set = MixedSet(tuple(sets))
+            augment = CropMix(tuple(augments[c] for c in crops))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             stats = train_one_epoch(
                 step_model,
                 optimizer,
                 epoch_set,
-                augments[crop],
+                augment,
                 cfg,
                 rt,
                 epoch,
@@ -489,7 +503,8 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
                 "lr": lr,
                 "seconds": time.perf_counter() - t0,
                 "img_per_s": stats["img_per_s"],
-                "crop": crop,
+                "crop": max(crops),
+                **({"crops": list(crops)} if len(crops) > 1 else {}),
                 "timing": {
                     "assemble_s": stats["assemble_s"],
                     "compute_s": stats["compute_s"],
