@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train the quickstart recipe at REV (a worktree) and at this checkout, same data, same
 # machine, and print both ONNX sha256: a refactor that changes no graph prints one value.
-#   scripts/same_bytes.sh REV [extra train options for this checkout, e.g. --working-size 0]
+#   scripts/same_bytes.sh REV [extra train options for this checkout, e.g. --working-size 0;
+#   --preset anchor against a REV from before the default became the release recipe]
 set -euo pipefail
 rev=${1:?usage: scripts/same_bytes.sh REV [train options]}; shift
 here=$(cd "$(dirname "$0")/.." && pwd)

@@ -162,7 +162,18 @@ def test_train_export_card_register_json_describe_the_release(synthetic_root, tm
     registry.parent.mkdir(parents=True)
     registry.write_text(json.dumps({"schema_version": 1, "default": None, "models": []}))
     onnx_path = registry.parent / "tiny_v1.onnx"
-    recipe = ["--epochs", 1, "--batch-size", 8, "--crop-size", 32, "--min-val-iou", 0]
+    recipe = [
+        "--preset",
+        "anchor",
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--crop-size",
+        32,
+        "--min-val-iou",
+        0,
+    ]
     trained = invoke(
         "train", "--duts-root", synthetic_root, "--output", onnx_path, *recipe,
         "--checkpoint-dir", tmp_path / "ck", "--device", "cpu", "--quiet", "--json",

@@ -120,7 +120,18 @@ def test_resume_refuses_another_amp_or_thread_count(synthetic_root, tmp_path, fl
         ),
     )
     args = ["train", "--duts-root", str(synthetic_root), "--output", str(tmp_path / "x.onnx")]
-    args += ["--epochs", "2", "--batch-size", "8", "--crop-size", "32", "--lr", "0.003"]
+    args += [
+        "--preset",
+        "anchor",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--crop-size",
+        "32",
+        "--lr",
+        "0.003",
+    ]
     args += ["--checkpoint-dir", str(tmp_path / "ck"), "--resume", "--quiet"]
     args += [flag] if flag == "--no-amp" else ["--amp", flag]  # each option once
     if flag == "--threads=1" and torch.get_num_threads() == 1:

@@ -41,6 +41,8 @@ def small_run(root, checkpoint_dir):
     return [
         "--duts-root",
         str(root),
+        "--preset",
+        "anchor",
         "--epochs",
         "2",
         "--batch-size",

@@ -310,6 +310,17 @@ def test_train_output_onto_a_training_image_is_refused_before_training(tmp_path)
     data = data_folder(tmp_path / "D", n=3)
     image = data / "images" / "img_000.jpg"
     keep = Snapshot(sorted(p for p in data.rglob("*") if p.is_file()))
-    result = cli("train", "--duts-root", data, "--output", image, "--epochs", "1", "--quiet")
+    result = cli(
+        "train",
+        "--duts-root",
+        data,
+        "--output",
+        image,
+        "--preset",
+        "anchor",
+        "--epochs",
+        "1",
+        "--quiet",
+    )
     refused(result, 2, image, "refusing to overwrite the training image")
     keep.unchanged()

@@ -233,8 +233,8 @@ def test_a_png_too_large_for_the_limit_leaves_nothing(work, tmp_path):
 
 @pytest.mark.parametrize("output", ["", ".", "a/.."])
 def test_an_output_path_that_names_no_file_is_exit_2(work, output, tmp_path):
-    result = sod("train", "--duts-root", work / "D", "--output", output, "--epochs", 1,
-                 cwd=tmp_path)  # fmt: skip
+    result = sod("train", "--duts-root", work / "D", "--output", output,
+                 "--preset", "anchor", "--epochs", 1, cwd=tmp_path)  # fmt: skip
     assert "cannot write --output: the path names no file" in one_line(result, 2) or (
         "is a directory" in result.stderr.decode()
     )

@@ -277,7 +277,17 @@ def test_new_preset_fits_the_budget_and_trains_one_epoch(synthetic_root, preset)
 
 def test_cli_levers_reach_the_recipe_and_bad_values_are_refused(synthetic_root, tmp_path):
     args = ["train", "--duts-root", str(synthetic_root), "--output", str(tmp_path / "x.onnx")]
-    args += ["--epochs", "1", "--batch-size", "8", "--crop-size", str(CROP), "--quiet"]
+    args += [
+        "--preset",
+        "anchor",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--crop-size",
+        str(CROP),
+        "--quiet",
+    ]
     levers = ["--ema", "0.5", "--colour-jitter", "0.1", "--scale-jitter", "0.2", "--separable"]
     levers += ["--loss", "structure", "--mixed-crops", f"{CROP - 8},{CROP}"]
     ok = CliRunner().invoke(
@@ -334,7 +344,18 @@ def test_ema_under_torchrun_keeps_ranks_identical(synthetic_root, tmp_path):
     helper = str(REPO / "tests/ddp_rank_states.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     args = ["--duts-root", str(synthetic_root), "--output", str(tmp_path / "x.onnx"), "--quiet"]
-    args += ["--epochs", "2", "--batch-size", "8", "--crop-size", str(CROP), "--ema", "0.9"]
+    args += [
+        "--preset",
+        "anchor",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--crop-size",
+        str(CROP),
+        "--ema",
+        "0.9",
+    ]
     args += ["--device", "cpu", "--no-export", "--checkpoint-dir", str(tmp_path / "ck")]
     ranks = tmp_path / "ranks"
     proc = subprocess.run(

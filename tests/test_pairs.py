@@ -57,7 +57,17 @@ def test_every_bad_file_is_reported_at_once(synthetic_root, tmp_path):
     assert len(scan.problems) == 7
 
     result = CliRunner().invoke(
-        main, ["train", "--duts-root", str(root), "--output", str(tmp_path / "x.onnx"), "--quiet"]
+        main,
+        [
+            "train",
+            "--duts-root",
+            str(root),
+            "--output",
+            str(tmp_path / "x.onnx"),
+            "--quiet",
+            "--preset",
+            "anchor",
+        ],
     )
     assert result.exit_code == 2
     assert "7 bad file(s)" in result.output and "--skip-bad" in result.output

@@ -21,7 +21,18 @@ from sod_train.model.unet import UNetConfig, build_model
 from sod_train.train.config import Runtime, TrainConfig
 from sod_train.train.loop import train
 
-SMALL = ["--epochs", "2", "--batch-size", "8", "--crop-size", "32", "--lr", "0.003"]
+SMALL = [
+    "--preset",
+    "anchor",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "8",
+    "--crop-size",
+    "32",
+    "--lr",
+    "0.003",
+]
 
 
 def small_config(**overrides):

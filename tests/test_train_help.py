@@ -10,27 +10,30 @@ from click.testing import CliRunner
 from sod_train.cli.main import main
 from sod_train.cli.train import _shown, train_options
 from sod_train.train.config import TrainConfig
+from sod_train.train.presets import DEFAULT_PRESET
 
-FREE_TEXT = {"final_crop": "off", "val_crop": "--crop-size"}  # 0 means "not used"
+FREE_TEXT = {"final_crop": "off", "val_crop": "--crop-size"}  # what 0 ("not used") shows
 
 
 def test_every_recipe_field_has_an_option_whose_default_is_the_recipes():
     command = main.get_command(None, "train")
     helps = {p.name: p.help for p in command.params}
     assert "[default: 0.5]" in CliRunner().invoke(main, ["train", "--help"]).output
-    base = TrainConfig()
+    base = TrainConfig.from_preset(DEFAULT_PRESET)
     for f in fields(TrainConfig):
         if f.name == "preset":
             continue  # the preset is the --preset choice itself
         assert f.name in helps, f"no option for TrainConfig.{f.name}"
         shown = re.search(r"\[default: ([^\]]+)\]", helps[f.name] or "")
         assert shown, (f.name, helps[f.name])
-        want = FREE_TEXT.get(f.name, _shown(getattr(base, f.name)))
+        value = getattr(base, f.name)
+        want = FREE_TEXT[f.name] if f.name in FREE_TEXT and not value else _shown(value)
         assert shown.group(1) == want, (f.name, shown.group(1), want)
 
 
 def test_the_options_build_the_recipe_they_show():
-    """Parsed with no recipe option given, the command's options give the default recipe."""
+    """Parsed with no recipe option given, the command's options give the default recipe:
+    the fast release one, not the anchor's (issue 22)."""
     seen = {}
 
     @train_options
@@ -44,4 +47,7 @@ def test_the_options_build_the_recipe_they_show():
     recipe = {k: v for k, v in seen.items() if k in names}
     flags = {"skip_bad", "convert_rgb_masks"}
     overrides = {k: (v or None) if k in flags else v for k, v in recipe.items()}
-    assert TrainConfig.from_preset(seen["preset"], **overrides) == TrainConfig()
+    assert seen["preset"] == DEFAULT_PRESET == "release"
+    recipe = TrainConfig.from_preset(seen["preset"], **overrides)
+    assert recipe == TrainConfig.from_preset("release") != TrainConfig.from_preset("anchor")
+    assert TrainConfig.from_preset("anchor") == TrainConfig()  # the field defaults

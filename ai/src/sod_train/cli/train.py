@@ -17,7 +17,7 @@ from sod_train.guards import MAX_BATCH_SIZE, MAX_CROP, MAX_EPOCHS
 from sod_train.model.config import LOSSES
 from sod_train.stdio import echo, echo_block
 from sod_train.train.config import Runtime, TrainConfig
-from sod_train.train.presets import preset_names
+from sod_train.train.presets import DEFAULT_PRESET, preset_names
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
 
@@ -33,7 +33,7 @@ def _int_tuple(
         raise click.BadParameter(f"expected comma-separated integers, got '{value}'") from None
 
 
-_RECIPE = TrainConfig()  # the defaults --help shows: the default preset's, from one place
+_RECIPE = TrainConfig.from_preset(DEFAULT_PRESET)  # the defaults --help shows, from one place
 
 
 def _shown(value: object) -> str:
@@ -51,7 +51,9 @@ def recipe_option(name: str, help: str, shown: str | None = None, **kwargs: Any)
     options over both (so the option itself defaults to None: "not given").
     """
     field = name.lstrip("-").split("/")[0].replace("-", "_")
-    default = shown if shown is not None else _shown(getattr(_RECIPE, field))
+    value = getattr(_RECIPE, field)
+    # ``shown`` names what a 0 ("not used") means, e.g. "off"
+    default = shown if shown is not None and not value else _shown(value)
     return click.option(name, help=f"{help} [default: {default}]", **kwargs)
 
 
@@ -78,9 +80,11 @@ def train_options(fn: Callable) -> Callable:
         click.option(
             "--preset",
             type=click.Choice(preset_names()),
-            default="default",
+            default=DEFAULT_PRESET,
             show_default=True,
-            help="Named recipe; explicit options override it.",
+            help=f"Named recipe; explicit options override it. `{DEFAULT_PRESET}` is the fast "
+            "release recipe (under an hour on 2 CPU cores); `anchor` is the anchor's recipe "
+            "(its network, 50 epochs at crop 256: 5-6 hours). See docs/training.md.",
         ),
         recipe_option("--epochs", "Epochs.", type=click.IntRange(1, MAX_EPOCHS)),
         recipe_option("--batch-size", "Batch size.", type=click.IntRange(1, MAX_BATCH_SIZE)),
@@ -392,11 +396,12 @@ def quickstart(ctx: click.Context, out_dir: Path, quiet: bool) -> None:
         make_synthetic_duts(data, n=160, size=(72, 96))
     output = out_dir / "quickstart_demo.onnx"
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # the demo always starts afresh
-    # The train command's own defaults, with a small, fast recipe on top.
+    # The anchor's network with a small, fast recipe on top.
     ctx.invoke(
         train,
         duts_root=data,
         output=output,
+        preset="anchor",
         epochs=6,
         batch_size=16,
         lr=3e-3,

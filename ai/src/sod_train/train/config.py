@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sod_train.errors import UserInputError
 from sod_train.model.config import UNetConfig
-from sod_train.train.presets import PRESETS
+from sod_train.train.presets import DEFAULT_PRESET, PRESETS
 
 if TYPE_CHECKING:  # torch stays out of the import of a recipe (sod-train --help)
     import torch
@@ -34,7 +34,7 @@ class TrainConfig:
     seed: int = 42
     val_fraction: float = 0.05
     min_val_iou: float = 0.5
-    preset: str = "default"
+    preset: str = "anchor"  # the field defaults below are the anchor's recipe
     widths: tuple[int, ...] = _NET.widths
     dilations: tuple[int, ...] = _NET.dilations
     separable: bool = _NET.separable
@@ -63,7 +63,7 @@ class TrainConfig:
     working_size: int = 224
 
     @classmethod
-    def from_preset(cls, preset: str = "default", **overrides: Any) -> TrainConfig:
+    def from_preset(cls, preset: str = DEFAULT_PRESET, **overrides: Any) -> TrainConfig:
         """The preset's recipe with ``overrides`` (None values ignored) on top."""
         if preset not in PRESETS:
             raise UserInputError(f"unknown preset '{preset}' (known: {', '.join(sorted(PRESETS))})")
