@@ -121,6 +121,10 @@ def test_video_only_report_equals_video_json(tmp_path, conv):
     assert len(figures) == N
     assert all(f.count('<img src="data:image/jpeg;base64,') == 3 for f in figures)
     assert [re.search(r"frame (\d+)</figcaption>", f).group(1) for f in figures] == list("01234")
+    # the same inputs give the same page, byte for byte (no timing in a section)
+    again = tmp_path / "again.html"
+    assert cli("report", SMOKE, conv, "--video", clip, "--out", again, "--quiet").exit_code == 0
+    assert again.read_bytes() == out.read_bytes()
 
 
 def test_the_video_command_uses_the_same_section(tmp_path):
@@ -210,6 +214,11 @@ def test_hostile_video_inputs(tmp_path):
     small, small_masks = write_frames(tmp_path / "small", frames=2)
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(small_masks / "00001.png")
     refused(report("--video", small, "--video-masks", small_masks), 2, "00001.png", "mask is 8x8")
+    mask = small_masks / "00000.png"
+    before = mask.read_bytes()
+    refused(cli("report", SMOKE, "--video", small, "--video-masks", small_masks, "--out", mask),
+            2, mask, "refusing to overwrite a mask")  # fmt: skip
+    assert mask.read_bytes() == before
     assert not out.exists() and not list(tmp_path.glob(".page.html*"))  # nothing half-written
 
 
@@ -222,6 +231,8 @@ def test_usage_without_data_or_video(tmp_path):
     assert result.exit_code == 2 and "ONNX MODEL" in result.stderr
     result = cli("report", SMOKE, "--video", clip, "--pred-dir", tmp_path, "--out", out)
     assert result.exit_code == 2 and "--pred-dir needs --data" in result.stderr
+    result = cli("report", SMOKE, "--video", clip, "--size", "64", "--out", out)
+    assert result.exit_code == 2 and "--size needs --data" in result.stderr
     result = cli("report", SMOKE, "--video-masks", tmp_path, "--out", out)
     assert result.exit_code == 2 and "--video-masks needs --video" in result.stderr
     refused(cli("report", SMOKE, "--video", clip, "--out", clip), 2, clip)

@@ -16,6 +16,15 @@ from sod_train.evaluate.sod_metrics import METRIC_KEYS
 from sod_train.guards import check_output_file
 from sod_train.stdio import echo_block
 
+# Options about --data: refused in a video-only report rather than silently ignored.
+DATA_ONLY = ("pred_dir", "metrics", "size", "native", "name", "n", "by", "seed")
+PARAMS = {"pred_dir": "pred_dirs", "metrics": "metrics_files", "n": "count"}
+
+
+def _given(ctx: click.Context, option: str) -> bool:
+    source = ctx.get_parameter_source(PARAMS.get(option, option))
+    return source is click.core.ParameterSource.COMMANDLINE
+
 
 @click.command("report")
 @source_options(data_required=False)
@@ -123,18 +132,23 @@ def report(
         require_matplotlib()
         sources = sources_from(ctx, models, pred_dirs, native)
     else:
-        for flag, given in (("--pred-dir", pred_dirs), ("--metrics", metrics_files)):
-            if given:
-                raise click.UsageError(f"{flag} needs --data (a video-only report has no data)")
+        given = [f"--{p.replace('_', '-')}" for p in DATA_ONLY if _given(ctx, p)]
+        if given:
+            raise click.UsageError(
+                f"{given[0]} needs --data (a video-only report has no data; the clips run "
+                "at their native size)"
+            )
         if not models:
             raise click.UsageError("give an ONNX MODEL for the --video sections")
         sources = make_sources(models)
     check_output_file(out, "the report")
+    clips = check_clips(videos, video_masks, video_max_frames, yuv_matrix, value_range)
     refuse_aliases(
-        [("the video", v) for v in videos] + [("a model", m) for m in models],
+        [("the model", m) for m in models]
+        + [("the video", c.path) for c in clips if not c.path.is_dir()]
+        + [("a mask", m) for c in clips for m in c.masks],
         [("the report", out)],
     )
-    clips = check_clips(videos, video_masks, video_max_frames, yuv_matrix, value_range)
     onnx_models = [(s.label, s.path) for s in sources if s.kind == "onnx"]
     if clips and not onnx_models:
         raise click.UsageError("--video needs an ONNX MODEL (saved maps cannot run on a clip)")
