@@ -237,3 +237,30 @@ def test_usage_without_data_or_video(tmp_path):
     assert result.exit_code == 2 and "--video-masks needs --video" in result.stderr
     refused(cli("report", SMOKE, "--video", clip, "--out", clip), 2, clip)
     assert not out.exists()
+
+
+def test_mp4_clip(tmp_path):
+    av = pytest.importorskip("av", reason="needs PyAV: pip install -e '.[video]' (in .[test])")
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        for t in range(N):
+            rgb = np.where(disc(t, 32, 24)[:, :, None], [230, 200, 40], [30, 60, 90])
+            frame = av.VideoFrame.from_ndarray(rgb.astype(np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    out = tmp_path / "page.html"
+    result = cli("report", SMOKE, "--video", clip, "--out", out, "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    expected = video_json(clip, SMOKE, tmp_path / "v.json")
+    video = json.loads(result.stdout)["videos"][0]
+    assert video["frames"] == expected["frames"] == N
+    assert video["models"]["sod_tiny_smoke_cpu_v0"]["stability"] == expected["stability"]
+    assert len(re.findall(r"<figure>", sections(out.read_text())[0])) == N
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for t in range(3):
+        Image.fromarray((disc(t, 32, 24) * 255).astype(np.uint8)).save(masks / f"{t}.png")
+    result = cli("report", SMOKE, "--video", clip, "--video-masks", masks, "--out", out)
+    refused(result, 2, masks, f"3 masks for {N} frames")
