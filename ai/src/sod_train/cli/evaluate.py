@@ -17,14 +17,19 @@ from sod_train.stdio import echo_block
 DATA_HELP = "Folder with <NAME>-Image/ + <NAME>-Mask/ (e.g. DUTS-TE) or images/ + masks/."
 
 
-def source_options(command: Callable | None = None, *, several_data: bool = False) -> Callable:
+def source_options(
+    command: Callable | None = None, *, several_data: bool = False, data_required: bool = True
+) -> Callable:
     """MODELS, --pred-dir and the run options of every command that scores them on --data.
 
     Shared by ``evaluate`` (``several_data``: --data repeatable, or --data-root) and
-    ``report`` (one --data); :func:`sources_from` checks them.
+    ``report`` (one --data; not ``data_required`` there, the command checks it since a
+    video-only report needs none); :func:`sources_from` checks them.
     """
     if command is None:
-        return lambda cmd: source_options(cmd, several_data=several_data)
+        return lambda cmd: source_options(
+            cmd, several_data=several_data, data_required=data_required
+        )
     if several_data:
         data = click.option(
             "--data",
@@ -35,7 +40,11 @@ def source_options(command: Callable | None = None, *, several_data: bool = Fals
         )
     else:
         data = click.option(
-            "--data", "data_dir", required=True, type=click.Path(path_type=Path), help=DATA_HELP
+            "--data",
+            "data_dir",
+            required=data_required,
+            type=click.Path(path_type=Path),
+            help=DATA_HELP,
         )
     options = [
         click.argument("models", nargs=-1, type=click.Path(path_type=Path, dir_okay=False)),

@@ -1,21 +1,33 @@
-"""``sod-train report``: one static HTML page comparing models (or saved maps) on a data set."""
+"""``sod-train report``: one static HTML page comparing models (or saved maps) on a data set,
+with a video section per ``--video`` clip (or only those: a video-only page)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from sod_train import progress
 from sod_train.cli.evaluate import source_options, sources_from
+from sod_train.cli.video import MAX_FRAMES, colour_options
 from sod_train.evaluate.sod_metrics import METRIC_KEYS
 from sod_train.guards import check_output_file
 from sod_train.stdio import echo_block
 
+# Options about --data: refused in a video-only report rather than silently ignored.
+DATA_ONLY = ("pred_dir", "metrics", "size", "native", "name", "n", "by", "seed")
+PARAMS = {"pred_dir": "pred_dirs", "metrics": "metrics_files", "n": "count"}
+
+
+def _given(ctx: click.Context, option: str) -> bool:
+    source = ctx.get_parameter_source(PARAMS.get(option, option))
+    return source is click.core.ParameterSource.COMMANDLINE
+
 
 @click.command("report")
-@source_options
+@source_options(data_required=False)
 @click.option(
     "--out",
     required=True,
@@ -46,6 +58,29 @@ from sod_train.stdio import echo_block
     help="Metric that ranks the worst and best images (mean over the models).",
 )
 @click.option(
+    "--video",
+    "videos",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A clip (y4m, mp4/mkv/webm, or a folder of frames) for a video section: "
+    "saliency_mean over time, a filmstrip and the stability figures of every MODEL. "
+    "Repeatable (one section per clip); with no --data the page has only these.",
+)
+@click.option(
+    "--video-masks",
+    "video_masks",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A folder of ground-truth masks for the i-th --video, paired with its frames in "
+    "name order: adds the ground truth's stability figures. Repeatable.",
+)
+@click.option(
+    "--video-max-frames",
+    type=click.IntRange(1, MAX_FRAMES),
+    help="Run the models on the first N frames of each clip only.",
+)
+@colour_options
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -55,7 +90,7 @@ from sod_train.stdio import echo_block
 def report(
     ctx: click.Context,
     models: tuple[Path, ...],
-    data_dir: Path,
+    data_dir: Path | None,
     pred_dirs: tuple[Path, ...],
     out: Path,
     metrics_files: tuple[Path, ...],
@@ -66,29 +101,92 @@ def report(
     native: bool,
     name: str | None,
     threads: int | None,
+    videos: tuple[Path, ...],
+    video_masks: tuple[Path, ...],
+    video_max_frames: int | None,
+    yuv_matrix: str,
+    value_range: str,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Write one static HTML page on MODELS (.onnx) and/or --pred-dir maps on --data:
-    metrics, curves, training curves, worst/best/random images, sortable per-image scores.
+    metrics, curves, training curves, worst/best/random images, sortable per-image scores,
+    and a video section per --video clip. --data may be left out when --video is given
+    (a video-only page).
 
-    Needs matplotlib (pip install -e ".[report]"). See docs/evaluate.md.
+    Needs matplotlib for --data (pip install -e ".[report]"). See docs/evaluate.md and
+    docs/video.md.
     """
-    from sod_train.evaluate.evaluate import tune_allocator
+    from sod_train.evaluate.evaluate import make_sources, tune_allocator
     from sod_train.evaluate.plots import require_matplotlib
     from sod_train.evaluate.report import build_report
+    from sod_train.guards import refuse_aliases
+    from sod_train.video.report import check_clips, run_clips, write_sections
 
-    require_matplotlib()
-    sources = sources_from(ctx, models, pred_dirs, native)
+    if video_masks and not videos:
+        raise click.UsageError("--video-masks needs --video")
+    if data_dir is None and not videos:  # click's own message, as when --data was required
+        param = next(p for p in ctx.command.params if p.name == "data_dir")
+        raise click.MissingParameter(ctx=ctx, param=param)
+    if data_dir is not None:
+        require_matplotlib()
+        sources = sources_from(ctx, models, pred_dirs, native)
+    else:
+        given = [f"--{p.replace('_', '-')}" for p in DATA_ONLY if _given(ctx, p)]
+        if given:
+            raise click.UsageError(
+                f"{given[0]} needs --data (a video-only report has no data; the clips run "
+                "at their native size)"
+            )
+        if not models:
+            raise click.UsageError("give an ONNX MODEL for the --video sections")
+        sources = make_sources(models)
     check_output_file(out, "the report")
-    tune_allocator()
-    evaluations = build_report(
-        sources, data_dir, out, metrics_files, count, seed, by, size, native, threads, quiet, name
+    clips = check_clips(videos, video_masks, video_max_frames, yuv_matrix, value_range)
+    refuse_aliases(
+        [("the model", m) for m in models]
+        + [("the video", c.path) for c in clips if not c.path.is_dir()]
+        + [("a mask", m) for c in clips for m in c.masks],
+        [("the report", out)],
     )
-    if as_json:
+    onnx_models = [(s.label, s.path) for s in sources if s.kind == "onnx"]
+    if clips and not onnx_models:
+        raise click.UsageError("--video needs an ONNX MODEL (saved maps cannot run on a clip)")
+    reports = []
+
+    def sections() -> list[str]:
+        reports.extend(
+            run_clips(clips, onnx_models, threads, video_max_frames, yuv_matrix, value_range, quiet)
+        )
+        return [r.html for r in reports]
+
+    doc: dict[str, Any] = {"out": str(out)}
+    if data_dir is not None:
+        tune_allocator()
+        evaluations = build_report(
+            sources,
+            data_dir,
+            out,
+            metrics_files,
+            count,
+            seed,
+            by,
+            size,
+            native,
+            threads,
+            quiet,
+            name,
+            sections if clips else None,
+        )
         first = evaluations[0].result
-        doc = {"out": str(out), "data": first["name"], "n": first["n"]}
+        doc.update({"data": first["name"], "n": first["n"]})
         doc["models"] = {ev.source.label: ev.result["metrics"] for ev in evaluations}
-        echo_block(json.dumps(doc, indent=2))
+    else:
+        names = ", ".join(clip.path.name for clip in clips)
+        write_sections(out, f"Video report: {names}", sections())
+    if clips:
+        doc["videos"] = [r.doc for r in reports]
+    if as_json:
+        echo_block(json.dumps(doc, indent=2, allow_nan=False))
     else:
         progress.note(f"report written to {out}", quiet)

@@ -5,6 +5,13 @@ curves of any metrics JSON given, a grid (image | GT | one map per model) of the
 the best and a seeded random sample of images, and every image's scores in a table that
 sorts on a click. Everything is inline: figures and thumbnails are data URIs, the
 script is a few lines in the page, so it opens from disk with no network.
+
+:func:`html_page` is the one page shell (style, title) of every report page. Sections
+from later stages come in pre-rendered: ``build_report(..., sections=...)`` appends the
+HTML fragments a callable returns once the data evaluation is done. ``evaluate/`` comes
+before ``video/`` in the stage order, so it never imports ``video/``; the CLI hands it
+the video sections of ``sod-train report --video`` (built by
+``sod_train.video.report.video_section``, the same builder as ``sod-train video --report``).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import html
 import io
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +211,10 @@ td.stem { font-size: 11px; max-width: 12em; word-break: break-all; text-align: l
 #per-image td:first-child, #per-image td:nth-child(2) { text-align: left; }
 img.figure { max-width: 100%; }
 .note { color: #666; }
+section.video { margin-top: 2em; }
+.strip { display: flex; flex-wrap: wrap; gap: 6px; }
+.strip figure { margin: 0; display: flex; flex-direction: column; gap: 2px; }
+.strip figcaption { font-size: 11px; text-align: center; }
 """
 
 
@@ -221,8 +232,9 @@ def render_html(
     curves_uri: str,
     training: list[tuple[str, str]],
     seed: int,
+    sections: Sequence[str] = (),
 ) -> str:
-    """The whole page as one string."""
+    """The whole page as one string; ``sections`` (HTML fragments) go at its end."""
     first = evaluations[0].result
     labels = [ev.source.label for ev in evaluations]
     sources = "".join(
@@ -259,13 +271,7 @@ def render_html(
         or '<p class="note">No metrics JSON given (<code>--metrics FILE</code>).</p>'
     )
     title = f"SOD report: {first['name']} (n={first['n']})"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{html.escape(title)}</title>
-<style>{STYLE}</style></head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p class="note">Data digest <code>{html.escape(first["digest"])}</code>.
+    body = f"""<p class="note">Data digest <code>{html.escape(first["digest"])}</code>.
 Metrics follow PySODMetrics; MAE (&darr;) is lower-is-better, the others higher-is-better.</p>
 <ul>{sources}</ul>
 <h2>Metrics</h2>
@@ -282,6 +288,19 @@ Metrics follow PySODMetrics; MAE (&darr;) is lower-is-better, the others higher-
 <table id="per-image"><tr><td>(needs JavaScript)</td></tr></table>
 <script type="application/json" id="per-image-data">{_json_for_script(data)}</script>
 <script>{SCRIPT}</script>
+{"".join(sections)}"""
+    return html_page(title, body)
+
+
+def html_page(title: str, body: str) -> str:
+    """The one page shell of every report page: ``body`` under an ``<h1>`` of ``title``."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{html.escape(title)}</title>
+<style>{STYLE}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+{body}
 </body></html>
 """
 
@@ -299,11 +318,15 @@ def build_report(
     threads: int | None = None,
     quiet: bool = False,
     name: str | None = None,
+    sections: Callable[[], Sequence[str]] | None = None,
 ) -> list[Evaluation]:
     """Evaluate ``sources`` on ``data_dir`` and write the report page to ``out`` atomically.
 
     Refused before any work: matplotlib missing, a bad metrics JSON, and an ``out`` that
-    is a model, a data file, a saved map or a metrics JSON. Returns the evaluations.
+    is a model, a data file, a saved map or a metrics JSON. ``sections``, called after
+    the evaluation (so a bad data folder is refused before it runs), returns HTML
+    fragments appended to the page (a later stage's: the video sections). Returns the
+    evaluations.
     """
     require_matplotlib()
     if by not in METRIC_KEYS:
@@ -337,6 +360,7 @@ def build_report(
         "data:image/png;base64," + base64.b64encode(png).decode(),
         training,
         seed,
+        sections() if sections is not None else (),
     )
     with atomicio.atomic_open(out, "w") as fh:
         fh.write(page)

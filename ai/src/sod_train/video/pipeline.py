@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from sod_train.video.outputs import CsvSink, MapsSink, OverlaySink
 from sod_train.video.run import Smoother, frame_input, input_map, map_stats
 from sod_train.video.source import Frame, Video
 from sod_train.video.stability import Stability
+
+if TYPE_CHECKING:
+    from sod_train.video.report import ReportCollector
 
 PREFETCH = 1  # frames queued between stages (0: no worker threads, one stage at a time)
 _POLL = 0.05  # seconds between the worker's looks at its stop flag while it waits
@@ -237,11 +240,14 @@ def process_video(
     max_frames: int | None = None,
     quiet: bool = False,
     prefetch: int = PREFETCH,
+    collector: ReportCollector | None = None,
 ) -> VideoResult:
     """Run the model on every frame of ``video`` and write ``outputs`` (all or nothing).
 
     With ``prefetch`` > 0 reading and converting, the model, and the statistics and
     outputs of successive frames overlap (:func:`pipeline`); 0 runs them one after another.
+    ``collector`` (made here when ``outputs.report`` asks for a page) keeps the series and
+    filmstrip of a report's video section (``sod-train report --video`` passes its own).
     """
     from sod_train.video.report import ReportCollector, write_report
 
@@ -249,7 +255,8 @@ def process_video(
     stability = Stability()
     result = VideoResult()
     length = min(video.length, max_frames) if video.length and max_frames else video.length
-    collector = ReportCollector(length) if outputs.report else None
+    if collector is None and outputs.report:
+        collector = ReportCollector(length)
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         csv_sink = CsvSink(stack, outputs.csv, outputs.csv_stream)
