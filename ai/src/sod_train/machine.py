@@ -15,12 +15,18 @@ CPUINFO = Path("/proc/cpuinfo")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # The ISA features that decide which oneDNN / onnxruntime kernels run.
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
-# What ``--cpu-isa`` sets: each kernel library torch trains with, held to one ISA's code.
-# oneDNN (convolutions), ATen's vectorised kernels, MKL's CNR branch (BLAS). Each library
-# reads its variable once, at its first kernel, so they are set before torch runs an op.
+# What ``--cpu-isa`` sets: each kernel library torch trains with, held to code every CPU
+# of that class runs alike. oneDNN (convolutions) and ATen (vectorised ops) to AVX2; MKL
+# (the GEMM of small convolutions) to its COMPATIBLE CNR branch, the only fixed branch it
+# offers on AMD as well as Intel (MKL_CBWR=AVX2 falls back to per-CPU AUTO off Intel).
+# Each library reads its variable once, at its first kernel: set before torch runs an op.
 ISA_PINS: dict[str, dict[str, str]] = {
     "native": {},
-    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"},
+    "avx2": {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_CBWR": "COMPATIBLE",
+    },
 }
 ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR")
 

@@ -222,7 +222,8 @@ def train_options(fn: Callable) -> Callable:
             default="native",
             show_default=True,
             help="CPU kernels: native lets oneDNN and ATen pick the CPU's best (AVX-512, "
-            "AMX); avx2 holds oneDNN, ATen and MKL to AVX2 + FMA code and trains in fp32, "
+            "AMX); avx2 holds oneDNN and ATen to AVX2 code, MKL to its COMPATIBLE branch, and "
+            "trains in fp32, "
             "for the same bytes on other AVX2 CPUs (recorded; see docs/training.md).",
         ),
         click.option(

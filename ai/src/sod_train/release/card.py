@@ -454,7 +454,8 @@ def reproduction_scope(env: Mapping[str, Any]) -> str:
     if pin != "native":
         return (
             f"any x86-64 CPU with {pin.upper()} and FMA, given {held}: `--cpu-isa {pin}` held "
-            f"oneDNN, ATen and MKL to {pin.upper()} kernels, and bf16 autocast was off. Across "
+            f"oneDNN and ATen to {pin.upper()} kernels and MKL to its COMPATIBLE branch, with "
+            "bf16 autocast off. Across "
             "CPU vendors this is expected, not verified (docs/training.md, "
             '"Reproducibility across CPUs").'
         )
