@@ -15,6 +15,20 @@ CPUINFO = Path("/proc/cpuinfo")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # The ISA features that decide which oneDNN / onnxruntime kernels run.
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+# What ``--cpu-isa`` sets: each kernel library torch trains with, held to code every CPU
+# of that class runs alike. oneDNN (convolutions) and ATen (vectorised ops) to AVX2; MKL
+# (the GEMM of small convolutions) to its COMPATIBLE CNR branch, the only fixed branch it
+# offers on AMD as well as Intel (MKL_CBWR=AVX2 falls back to per-CPU AUTO off Intel).
+# Each library reads its variable once, at its first kernel: set before torch runs an op.
+ISA_PINS: dict[str, dict[str, str]] = {
+    "native": {},
+    "avx2": {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_CBWR": "COMPATIBLE",
+    },
+}
+ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR")
 
 
 def _field(name: str, cpuinfo: Path = CPUINFO) -> str | None:
@@ -56,3 +70,16 @@ def describe(cpuinfo: Path = CPUINFO) -> str:
     """One line for a figure or a build record: model, cores, ISA features."""
     features = ", ".join(isa_features(cpuinfo)) or "none of " + "/".join(ISA_FLAGS)
     return f"{cpu_model(cpuinfo)}, {available_cores()} cores ({features})"
+
+
+def pin_cpu_isa(isa: str) -> None:
+    """Hold torch's kernel libraries to ``isa`` (:data:`ISA_PINS`); "native" leaves them be.
+
+    Takes effect only before torch runs its first op; ``train.cpu.apply_isa_pin`` checks.
+    """
+    os.environ.update(ISA_PINS[isa])
+
+
+def isa_env() -> dict[str, str | None]:
+    """The kernel-choice variables (:data:`ISA_ENV`) as this process sees them."""
+    return {name: os.environ.get(name) for name in ISA_ENV}

@@ -64,7 +64,8 @@ def build_record(
     """The metrics JSON's ``build``: how the file is rebuilt and on what, written by code.
 
     ``command`` ran from a checkout of ``commit``; ``machine`` names the CPU and the ISA
-    features the bit-exactness claim holds for; ``reproduced`` stays "not checked" until
+    features the bit-exactness claim holds for, with the threads, amp and ``cpu_isa`` pin
+    that decided the kernels; ``reproduced`` stays "not checked" until
     ``sod-train reproduce`` has re-run it.
     """
     return {
@@ -78,6 +79,7 @@ def build_record(
         },
         "threads": environment.get("threads"),
         "amp": environment.get("amp"),
+        "cpu_isa": environment.get("cpu_isa", "native"),
         "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
         "reproduced": NOT_REPRODUCED,
     }

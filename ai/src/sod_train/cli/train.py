@@ -14,6 +14,7 @@ import click
 from sod_train import progress
 from sod_train.check.allowlist import DEFAULT_ALLOWLIST
 from sod_train.guards import MAX_BATCH_SIZE, MAX_CROP, MAX_EPOCHS
+from sod_train.machine import ISA_PINS, pin_cpu_isa
 from sod_train.model.config import LOSSES
 from sod_train.stdio import echo, echo_block
 from sod_train.train.config import Runtime, TrainConfig
@@ -227,6 +228,16 @@ def train_options(fn: Callable) -> Callable:
             "[default: every core this process may use].",
         ),
         click.option(
+            "--cpu-isa",
+            type=click.Choice(list(ISA_PINS)),
+            default="native",
+            show_default=True,
+            help="CPU kernels: native lets oneDNN and ATen pick the CPU's best (AVX-512, "
+            "AMX); avx2 holds oneDNN and ATen to AVX2 code, MKL to its COMPATIBLE branch, and "
+            "trains in fp32, "
+            "for the same bytes on other AVX2 CPUs (recorded; see docs/training.md).",
+        ),
+        click.option(
             "--no-export",
             is_flag=True,
             help="Train and checkpoint only; export later with `sod-train export`.",
@@ -243,13 +254,15 @@ def train_options(fn: Callable) -> Callable:
     return fn
 
 
-RUNTIME = ("device", "workers", "checkpoint_dir", "resume", "quiet", "amp", "threads")
+RUNTIME = ("device", "workers", "checkpoint_dir", "resume", "quiet", "amp", "threads", "cpu_isa")
 PIPELINE = ("output", "duts_root", "data_cache", "metrics_out", "no_export", "smoke")
 FLAGS = ("skip_bad", "convert_rgb_masks")  # click gives False when absent: not an override
 
 
 def run_train(options: dict[str, Any]) -> dict | None:
     """Build the recipe and the runtime once from the options, then train -> export."""
+    # Before torch is imported: each kernel library reads its pin once, at its first op.
+    pin_cpu_isa(options["cpu_isa"])
     from sod_train.export.pipeline import train_and_export
     from sod_train.provenance import invocation
 

@@ -442,6 +442,45 @@ def _cost(m: dict[str, Any]) -> list[str]:
     ]
 
 
+def reproduction_scope(env: Mapping[str, Any]) -> str:
+    """Which CPUs should rebuild the same bytes, from a metrics JSON's ``environment``.
+
+    The kernels torch trains with follow the CPU (AVX2, AVX-512, AMX; bf16 natively or
+    emulated) unless ``--cpu-isa`` pinned them, so the claim names the features it holds
+    for; whether it was checked is the separate **Reproduced** line.
+    """
+    pin = env.get("cpu_isa") or "native"
+    held = f"the same command, commit and versions, {env.get('threads')} torch threads"
+    if pin != "native":
+        return (
+            f"any x86-64 CPU with {pin.upper()} and FMA, given {held}: `--cpu-isa {pin}` held "
+            f"oneDNN and ATen to {pin.upper()} kernels and MKL to its COMPATIBLE branch, with "
+            "bf16 autocast off. Across "
+            "CPU vendors this is expected, not verified (docs/training.md, "
+            '"Reproducibility across CPUs").'
+        )
+    features = env.get("cpu_isa_features")
+    if features is not None:
+        absent = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f not in features]
+        kernels = ", ".join(features) or "no AVX2"
+        kernels += f"; no {', '.join(absent)}" if absent else ""
+    else:  # recorded before the ISA features were
+        kernels = f"ATen capability {env.get('cpu_capability')}"
+    bf16 = ", ".join(env.get("cpu_bf16_features") or []) or "none"
+    amp = (
+        f"bf16 autocast on (native bf16: {bf16}), whose kernels differ between AMX-BF16, "
+        "AVX512-BF16 and emulated bf16"
+        if env.get("amp")
+        else "bf16 autocast off"
+    )
+    return (
+        f"CPUs with the build machine's features ({kernels}), given {held} and {amp}. "
+        "oneDNN and ATen pick AVX-512 or AMX code where a CPU has it, so a CPU with other "
+        "features gives other bytes; `--cpu-isa avx2` pins the kernels for a build other CPUs "
+        "should repeat."
+    )
+
+
 def _build(m: dict[str, Any]) -> list[str]:
     """How to rebuild the file bit-exactly, and whether that was checked (``build``)."""
     build = m.get("build")
@@ -469,6 +508,7 @@ def _build(m: dict[str, Any]) -> list[str]:
             if name in env
         )
         + ".",
+        f"- **Same bytes expected on:** {_esc(reproduction_scope(env))}",
     ]
     if wall is not None:
         lines.append(f"- **Wall time:** {wall / 60:.1f} min for the whole command.")

@@ -6,7 +6,10 @@ build_record`) names the command and the commit. This checks out that commit in 
 writes every output inside the worktree (``--output``, ``--out``, ``--metrics-out`` and
 ``--checkpoint-dir`` are pointed into it, so no file of the user's is touched), and
 compares the new file's sha256 with the recorded one. A release run takes as long as
-its training; the quickstart recipe takes a minute.
+its training; the quickstart recipe takes a minute. The variables that choose torch's
+CPU kernels (``environment.isa_env``: oneDNN's and ATen's ISA, MKL's branch) are set as
+recorded and the others cleared, so the re-run picks the kernels the build picked; a
+``--cpu-isa`` pin is part of the command and is re-applied by it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,8 @@ QUICKSTART_OUT = "runs/quickstart"
 BUILD_COMMANDS = ("train", "export", "normalise", "quickstart")
 # What ``git rev-parse HEAD`` records: hex only, so a commit can never be read as an option.
 COMMIT_PATTERN = re.compile(r"[0-9a-f]{4,64}")
+# A recorded kernel-choice value (AVX2, avx512, BRANCH=AVX2): nothing else is set from a file.
+ISA_VALUE = re.compile(r"[A-Za-z0-9_=.]{1,40}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,13 @@ class Plan:
     argv: list[str]
     produced: Path  # relative to the worktree
     expected_sha256: str
+    # The kernel-choice variables (machine.ISA_ENV) as recorded; any not here are cleared.
+    isa_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        """``base`` with the kernel-choice variables replaced by the recorded ones."""
+        kept = {k: v for k, v in base.items() if k not in machine.ISA_ENV}
+        return {**kept, **self.isa_env}
 
 
 def plan(doc: dict[str, Any], source: Path, duts_root: Path | None = None) -> Plan:
@@ -112,7 +124,20 @@ def plan(doc: dict[str, Any], source: Path, duts_root: Path | None = None) -> Pl
         produced = Path("reproduced/out/quickstart_demo.onnx")
     if produced is None:
         raise UserInputError(f"{source}: build.command names no --output; cannot find its file")
-    return Plan(commit, argv + out_args, produced, expected)
+    recorded = (doc.get("environment") or {}).get("isa_env") or {}
+    if not isinstance(recorded, dict):
+        raise UserInputError(f"{source}: environment.isa_env is not an object")
+    isa_env = {}
+    for name, value in recorded.items():
+        if name not in machine.ISA_ENV or value is None:
+            continue
+        if not isinstance(value, str) or not ISA_VALUE.fullmatch(value):
+            raise UserInputError(
+                f"{source}: environment.isa_env.{display(str(name)[:40])} is not a kernel "
+                f"setting: {display(str(value)[:40])}"
+            )
+        isa_env[name] = value
+    return Plan(commit, argv + out_args, produced, expected, isa_env)
 
 
 def _split_option(word: str) -> list[str]:
@@ -150,7 +175,7 @@ def reproduce(
     _git("worktree", "add", "--detach", str(tree), "--end-of-options", run.commit)
     started = time.time()
     try:
-        env = {**os.environ, "PYTHONPATH": str(tree / "ai" / "src")}
+        env = {**run.env(dict(os.environ)), "PYTHONPATH": str(tree / "ai" / "src")}
         done = subprocess.run(
             run.argv,
             cwd=tree,

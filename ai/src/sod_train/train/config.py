@@ -131,6 +131,7 @@ class Runtime:
     quiet: bool = False
     amp: bool | None = None  # bf16 autocast; None = on where bf16 is native (see cpu.py)
     threads: int | None = None  # torch intra-op threads; None = every core we may use
+    cpu_isa: str = "native"  # "avx2" holds the CPU kernels to AVX2 + FMA (see cpu.py)
     stop_after_epoch: int | None = None  # end early (simulates an interruption; time slicing)
     command: str | None = None  # the command line, recorded as build.command in the metrics
 

@@ -49,7 +49,7 @@ from sod_train.model.unet import build_model, count_parameters
 from sod_train.provenance import environment
 from sod_train.train import checkpoint
 from sod_train.train.config import Runtime, TrainConfig, TrainResult
-from sod_train.train.cpu import bf16_features, cpu_environment
+from sod_train.train.cpu import apply_isa_pin, bf16_features, cpu_environment
 from sod_train.train.distributed import DistInfo, all_reduce_sum, average_buffers, barrier, current
 
 VAL_BATCH = 32  # the anchor averages IoU per batch of 32; keep that fixed for comparability
@@ -65,11 +65,23 @@ def resolve_device(name: str) -> torch.device:
 
 
 def fast_path(rt: Runtime, device: torch.device) -> tuple[bool, int]:
-    """Set torch's threads and decide bf16 autocast; returns (amp, threads).
+    """Pin the CPU kernels, set torch's threads and decide bf16 autocast; (amp, threads).
 
     ``rt.amp`` None means: on where the device computes bf16 natively (a CUDA GPU,
-    or a CPU with AVX512-BF16 / AMX-BF16), off elsewhere.
+    or a CPU with AVX512-BF16 / AMX-BF16), off elsewhere. A ``cpu_isa`` pin trains in
+    fp32: bf16 kernels differ between AVX512-BF16 and AMX, so a pin cannot hold them.
     """
+    if rt.cpu_isa != "native":
+        if device.type != "cpu":
+            raise UserInputError(
+                f"--cpu-isa {rt.cpu_isa} pins CPU kernels; this run is on {device}"
+            )
+        if rt.amp:
+            raise UserInputError(
+                f"--cpu-isa {rt.cpu_isa} trains in fp32 (bf16 kernels differ per CPU): drop --amp"
+            )
+        apply_isa_pin(rt.cpu_isa)
+        rt = replace(rt, amp=False)
     threads = rt.threads or available_cores()
     torch.set_num_threads(threads)
     if rt.amp is not None:
@@ -433,7 +445,7 @@ def train(root: str | Path, cfg: TrainConfig, rt: Runtime | None = None) -> Trai
     env.update(
         {"world_size": info.world, "deterministic": device.type == "cpu", "nondeterministic": []}
     )
-    env.update(cpu_environment(amp, threads))
+    env.update(cpu_environment(amp, threads, rt.cpu_isa))
 
     ckpt_path = rt.checkpoint_dir / checkpoint.NAME if rt.checkpoint_dir else None
     start_epoch, history, best = 1, [], checkpoint.Best()
@@ -608,10 +620,16 @@ def _resume(
             f"{data_info['digest'][:12]}...)"
         )
     previous = state.environment
-    for key, flag in (("amp", "--amp/--no-amp"), ("threads", "--threads")):
-        if previous.get(key, env[key]) != env[key]:
+    for key, flag in (
+        ("amp", "--amp/--no-amp"),
+        ("threads", "--threads"),
+        ("cpu_isa", "--cpu-isa"),
+    ):
+        # Checkpoints from before the pin existed ran native kernels.
+        was = previous.get(key, "native" if key == "cpu_isa" else env[key])
+        if was != env[key]:
             raise UserInputError(
-                f"{path}: checkpoint was trained with {key} {previous[key]}, this run has "
+                f"{path}: checkpoint was trained with {key} {was}, this run has "
                 f"{env[key]}; pass the same {flag} to continue it bit-exactly"
             )
     env["nondeterministic"] = sorted(
