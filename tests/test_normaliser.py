@@ -255,6 +255,7 @@ def test_normalise_command_writes_a_checked_release(tmp_path):
     assert check_model(out).passed
     metrics = json.loads(out.with_suffix(".metrics.json").read_text())
     assert metrics["onnx"]["working_size"] == 128 and metrics["config"]["working_size"] == 128
+    assert {"If", "Pad", "ReduceMean"} <= set(metrics["onnx"]["ops"])  # inside the If too
     assert metrics["derived_from"]["model_id"] == "sod_tiny_smoke_cpu_v0"
     assert "evaluations" not in metrics and {"257x263", "257x293"} <= set(
         metrics["onnx"]["parity_max_abs_diff"]
