@@ -196,6 +196,8 @@ def profile(data: bytes, height: int, width: int, threads: int = 2) -> dict[str,
     for event in trace:
         if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
             continue
+        if event.get("args", {}).get("op_name") == "If":  # its branch's nodes are counted
+            continue
         name = event["name"][: -len("_kernel_time")]
         # onnxruntime names the fused head convolution after its output, working_map
         inner = name.startswith(PREFIX) and not name.startswith(PREFIX + "working_map")
