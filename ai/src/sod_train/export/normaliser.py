@@ -14,8 +14,9 @@ itself, from the input's shape alone:
    result, transposed so that its k columns are rows too ([1,3,W,h] -> [1,3,w,k,h]).
    Each padding ``Pad`` sits in an ``If`` that runs it only when H (or W) is not a
    multiple of k: a ``Pad`` copies its whole input, and most video sizes need none
-   (1080p and 4K at T = 224). Neither mean is over the innermost axis, so onnxruntime
-   adds the k values in order, as the numpy oracle does;
+   (1080p and 4K at T = 224). Neither mean is over the innermost axis, where
+   onnxruntime's order of adding the k values is its own (up to k = 5 it is in order, as
+   the numpy oracle adds them);
 3. runs the network at that working size, h x w = ceil(H/k) x ceil(W/k);
 4. brings the map back to exactly [1,1,H,W], each working pixel repeated k x k times
    (nearest neighbour): columns first on the transposed small map ([1,1,w,h] ->
