@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -10,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import REPO
-from sod_train.check.allowlist import DEFAULT_ALLOWLIST, load_allowlist
+from sod_train.check.allowlist import DEFAULT_ALLOWLIST, iter_nodes, load_allowlist
 from sod_train.check.check import check_model
 from sod_train.cli.main import main
 from sod_train.errors import UserInputError
@@ -128,10 +130,24 @@ def test_output_shape_is_exactly_the_inputs(wrapped, hw):
     assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
 
 
-@pytest.mark.parametrize("hw", [(1, 1), (7, 13), (335, 337), (481, 653), (1081, 1923)])
+@pytest.mark.parametrize(
+    "hw",
+    [
+        (1, 1),
+        (7, 13),
+        (335, 337),
+        (481, 653),
+        (720, 1280),
+        (1080, 1920),
+        (1080, 1923),
+        (1081, 1920),
+        (1081, 1923),
+    ],
+)
 def test_graph_matches_the_numpy_reference(inner, wrapped, hw):
-    """Including the border rows and columns when H or W is not a multiple of k
-    (1081x1923: k = 5, both padded by repeating the last row and column)."""
+    """Including the border rows and columns when H or W is not a multiple of k: each of
+    the graph's two padding branches (rows, columns) taken and skipped, alone and together
+    (k = 3 at 720x1280, where only the width is padded; k = 5 at 1080/1081 x 1920/1923)."""
     x = _frame(*hw, seed=hw[0])
     np.testing.assert_allclose(wrapped.run(x), reference_map(inner.run, x, T), atol=1e-5)
 
@@ -186,8 +202,36 @@ def test_ops_are_allowed_here_and_on_the_host_and_never_resize():
     ours = load_allowlist(DEFAULT_ALLOWLIST)
     assert ours <= HOST_OPS
     assert not {"Resize", "Upsample"} & ours
-    used = {n.op_type for n in add_normaliser(onnx.load(V1), T).graph.node}
+    used = {node.op_type for _, node in iter_nodes(add_normaliser(onnx.load(V1), T).graph)}
+    assert {"If", "Pad", "ReduceMean", "Transpose"} <= used  # the If branches are walked too
     assert used <= ours and "Resize" not in used
+
+
+def _executed_ops(model: onnx.ModelProto, hw: tuple[int, int]) -> set[str]:
+    """The op types onnxruntime ran for one input of size hw (its profiler's node events)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.log_severity_level = 4
+    with tempfile.TemporaryDirectory() as tmp:
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        session.run(None, {"input": _frame(*hw)})
+        trace = json.loads(Path(session.end_profiling()).read_text())
+    return {e["args"]["op_name"] for e in trace if e.get("cat") == "Node" and "args" in e}
+
+
+def test_the_frame_is_copied_by_pad_only_when_a_side_is_not_a_multiple_of_k():
+    """Pad copies its whole input even when it adds nothing: at 450x900 (k = 2, both sides
+    even) no Pad runs; a Pad runs as soon as either side needs padding."""
+    model = add_normaliser(onnx.load(SMOKE), T)
+    assert scale_factor(450, 900, T) == 2
+    assert "Pad" not in _executed_ops(model, (450, 900))
+    for hw in [(451, 900), (450, 901), (451, 901)]:
+        assert "Pad" in _executed_ops(model, hw), hw
 
 
 def test_anchor_contract_test_passes(wrapped):
@@ -211,6 +255,7 @@ def test_normalise_command_writes_a_checked_release(tmp_path):
     assert check_model(out).passed
     metrics = json.loads(out.with_suffix(".metrics.json").read_text())
     assert metrics["onnx"]["working_size"] == 128 and metrics["config"]["working_size"] == 128
+    assert {"If", "Pad", "ReduceMean"} <= set(metrics["onnx"]["ops"])  # inside the If too
     assert metrics["derived_from"]["model_id"] == "sod_tiny_smoke_cpu_v0"
     assert "evaluations" not in metrics and {"257x263", "257x293"} <= set(
         metrics["onnx"]["parity_max_abs_diff"]

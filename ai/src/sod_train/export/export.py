@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from sod_train import __version__, atomicio
-from sod_train.check.allowlist import DEFAULT_ALLOWLIST, load_allowlist
+from sod_train.check.allowlist import DEFAULT_ALLOWLIST, iter_nodes, load_allowlist
 from sod_train.check.check import check_proto
 from sod_train.check.golden import write_golden
 from sod_train.contract import (
@@ -152,7 +152,8 @@ def verify_onnx(
                 f"export: PyTorch vs onnxruntime max abs diff {parity[f'{h}x{w}']:.2e} "
                 f"at {h}x{w} exceeds {PARITY_TOLERANCE}"
             )
-    return {"ops": sorted({n.op_type for n in proto.graph.node}), "parity_max_abs_diff": parity}
+    ops = sorted({node.op_type for _, node in iter_nodes(proto.graph)})  # If branches too
+    return {"ops": ops, "parity_max_abs_diff": parity}
 
 
 def build_metrics(

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sod_train.check.allowlist import DEFAULT_ALLOWLIST, load_allowlist
+from sod_train.check.allowlist import DEFAULT_ALLOWLIST, iter_nodes, load_allowlist
 from sod_train.check.check import check_proto
 from sod_train.errors import GateError, UserInputError
 from sod_train.export.export import (
@@ -135,7 +135,7 @@ def wrap_release(
                 f"normalise: wrapped vs reference max abs diff {diff:.2e} at {h}x{w} "
                 f"exceeds {PARITY_TOLERANCE}"
             )
-    ops = sorted({node.op_type for node in wrapped.graph.node})
+    ops = sorted({node.op_type for _, node in iter_nodes(wrapped.graph)})  # If branches too
     metrics = wrap_metrics(
         source_metrics,
         output.stem,

@@ -120,10 +120,59 @@ def input_map(model: Any, x: np.ndarray) -> np.ndarray:
 
 
 def map_stats(saliency: np.ndarray) -> tuple[float, float]:
-    """(saliency_mean, saliency_var) of a map, in float64 (population variance)."""
+    """(saliency_mean, saliency_var) of a map, in float64 (population variance).
+
+    Exactly ``np.mean(saliency, dtype=float64)`` and ``np.var(saliency, dtype=float64)``;
+    the variance by :func:`_variance`, a few times cheaper.
+    """
     mean = float(np.mean(saliency, dtype=np.float64))
-    var = float(np.var(saliency, dtype=np.float64))
-    return mean, var
+    return mean, _variance(saliency, mean)
+
+
+_LEAF = 1 << 15  # float64 values per span of _squared_deviations: 256 KiB, in L2 cache
+
+
+def _squared_deviations(flat: np.ndarray, mean: float) -> float:
+    """The float64 sum of ``(flat - mean) ** 2``, added in numpy's pairwise order.
+
+    numpy sums a contiguous float64 array pairwise: it splits n values at
+    ``n // 2 - (n // 2) % 8`` until a span is small. Splitting the same way down to spans of
+    at most ``_LEAF`` values and letting numpy sum each span gives the same tree, so the
+    same bits as ``np.var``'s sum over a whole-frame float64 temporary, but each span's
+    deviations are computed, squared and added while they are in cache.
+    """
+
+    def span(start: int, n: int) -> float:
+        if n <= _LEAF:
+            d = np.subtract(flat[start : start + n], mean, dtype=np.float64)
+            np.multiply(d, d, out=d)
+            return float(np.add.reduce(d))
+        half = n // 2
+        half -= half % 8
+        return span(start, half) + span(start + half, n - half)
+
+    return span(0, flat.size)
+
+
+@lru_cache(maxsize=1)
+def _pairwise_matches_numpy() -> bool:
+    """Whether :func:`_squared_deviations` / n is ``np.var`` bit for bit on this numpy
+    (checked once on a float32 map of several spans; else ``np.var`` is used)."""
+    sample = np.random.default_rng(0).random((97, 1013), dtype=np.float32)
+    for data in (sample, sample[:1, :1], sample**4):
+        mean = float(np.mean(data, dtype=np.float64))
+        if _squared_deviations(data.reshape(-1), mean) / data.size != float(
+            np.var(data, dtype=np.float64)
+        ):
+            return False
+    return True
+
+
+def _variance(saliency: np.ndarray, mean: float) -> float:
+    """``np.var(saliency, dtype=float64)`` given its mean (the same float64 value)."""
+    if saliency.size == 0 or not saliency.flags.c_contiguous or not _pairwise_matches_numpy():
+        return float(np.var(saliency, dtype=np.float64))
+    return _squared_deviations(saliency.reshape(-1), mean) / saliency.size
 
 
 class Smoother:
