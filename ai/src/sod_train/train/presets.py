@@ -97,6 +97,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "convert_rgb_masks": True,
     },
 }
+# The long release recipe (issue 22): the levers that won the fold ranking at equal
+# wall-clock (docs/training.md, "Lever ranking for v2"): the structure loss and a deeper
+# encoder (blocks 0,2,3,2,1: 115,669 params), on a 50-epoch schedule (40 at crop 160,
+# the last 10 at 224). About 2.6 hours on 2 Zen 3 cores in fp32; resumable bit-exactly.
+PRESETS["release-long"] = {
+    **PRESETS["release"],
+    "loss": "structure",
+    "blocks": (0, 2, 3, 2, 1),
+    "epochs": 50,
+    "final_epochs": 10,
+}
 # ``release`` with the ConvTranspose head going straight to the logit (no 8-channel
 # full-resolution map): 0.23x anchor v1's 1080p latency on 2 threads instead of 0.35x
 # (benchmarks/RESULTS.md). Not trained or ranked yet: its fold accuracy is unknown.
