@@ -100,6 +100,24 @@ def test_rgb_masks_accepted_only_when_asked(synthetic_root, tmp_path):
     assert scan_pairs(root, allow_rgb=True).problems == []
 
 
+def test_default_converts_rgb_masks_and_the_cli_can_refuse_them(synthetic_root, tmp_path):
+    """The release recipe (the default) converts RGB masks; --no-convert-rgb-masks must
+    still be able to refuse them (before it, the flag could only switch the conversion on)."""
+    from sod_train.train.config import TrainConfig
+
+    assert TrainConfig.from_preset().convert_rgb_masks is True
+    root = _copy(synthetic_root, tmp_path)
+    w, h = Image.open(root / "DUTS-TR-Image" / "synthetic_00003.jpg").size
+    Image.fromarray(np.full((h, w, 3), 255, np.uint8)).save(
+        root / "DUTS-TR-Mask" / "synthetic_00003.png"
+    )
+    args = ["train", "--duts-root", str(root), "--output", str(tmp_path / "x.onnx"), "--quiet"]
+    result = CliRunner().invoke(main, [*args, "--no-convert-rgb-masks"])
+    assert result.exit_code == 2, result.output
+    assert "synthetic_00003.png: mask must be 8-bit single-channel, got RGB" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "x.onnx").exists()
+
+
 def test_split_is_the_anchor_fold():
     pairs = [
         Pair(f"p{i:05d}", Path(f"/i/p{i:05d}.jpg"), Path(f"/m/p{i:05d}.png")) for i in range(10_553)

@@ -8,7 +8,7 @@ from dataclasses import fields
 from click.testing import CliRunner
 
 from sod_train.cli.main import main
-from sod_train.cli.train import _shown, train_options
+from sod_train.cli.train import FLAGS, _shown, train_options
 from sod_train.train.config import TrainConfig
 from sod_train.train.presets import DEFAULT_PRESET
 
@@ -45,8 +45,7 @@ def test_the_options_build_the_recipe_they_show():
     CliRunner().invoke(click.command()(probe), ["--output", "x.onnx", "--duts-root", "d"])
     names = {f.name for f in fields(TrainConfig)} - {"preset"}
     recipe = {k: v for k, v in seen.items() if k in names}
-    flags = {"skip_bad", "convert_rgb_masks"}
-    overrides = {k: (v or None) if k in flags else v for k, v in recipe.items()}
+    overrides = {k: (v or None) if k in FLAGS else v for k, v in recipe.items()}
     assert seen["preset"] == DEFAULT_PRESET == "release"
     recipe = TrainConfig.from_preset(seen["preset"], **overrides)
     assert recipe == TrainConfig.from_preset("release") != TrainConfig.from_preset("anchor")

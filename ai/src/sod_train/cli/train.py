@@ -211,9 +211,10 @@ def train_options(fn: Callable) -> Callable:
         ),
         recipe_option("--skip-bad", "Skip (and count) bad pairs instead of failing.", is_flag=True),
         recipe_option(
-            "--convert-rgb-masks",
-            "Accept RGB masks as luminance (DUTS-TR has 3; the anchor kept them).",
-            is_flag=True,
+            "--convert-rgb-masks/--no-convert-rgb-masks",
+            "Accept RGB masks as luminance (DUTS-TR has 3; the anchor kept them); "
+            "--no-convert-rgb-masks refuses them as bad pairs.",
+            default=None,
         ),
         click.option(
             "--amp/--no-amp",
@@ -256,7 +257,7 @@ def train_options(fn: Callable) -> Callable:
 
 RUNTIME = ("device", "workers", "checkpoint_dir", "resume", "quiet", "amp", "threads", "cpu_isa")
 PIPELINE = ("output", "duts_root", "data_cache", "metrics_out", "no_export", "smoke")
-FLAGS = ("skip_bad", "convert_rgb_masks")  # click gives False when absent: not an override
+FLAGS = ("skip_bad",)  # click gives False when absent: not an override
 
 
 def run_train(options: dict[str, Any]) -> dict | None:
