@@ -84,8 +84,9 @@ def train_options(fn: Callable) -> Callable:
             default=DEFAULT_PRESET,
             show_default=True,
             help=f"Named recipe; explicit options override it. `{DEFAULT_PRESET}` is the fast "
-            "release recipe (under an hour on 2 CPU cores); `anchor` is the anchor's recipe "
-            "(its network, 50 epochs at crop 256: 5-6 hours). See docs/training.md.",
+            "release recipe (under an hour on 2 Zen 4 cores, about 2 hours on 2 Zen 3 cores); "
+            "`anchor` is the anchor's recipe (its network, 50 epochs at crop 256: 5-6 hours). "
+            "See docs/training.md.",
         ),
         recipe_option("--epochs", "Epochs.", type=click.IntRange(1, MAX_EPOCHS)),
         recipe_option("--batch-size", "Batch size.", type=click.IntRange(1, MAX_BATCH_SIZE)),
