@@ -235,6 +235,11 @@ def test_usage_without_data_or_video(tmp_path):
     assert result.exit_code == 2 and "--size needs --data" in result.stderr
     result = cli("report", SMOKE, "--video-masks", tmp_path, "--out", out)
     assert result.exit_code == 2 and "--video-masks needs --video" in result.stderr
+    data = make_synthetic_duts(tmp_path / "d", n=4, size=(16, 16))
+    for option in (["--video-max-frames", "3"], ["--yuv-matrix", "bt709"], ["--range", "full"]):
+        # with --data but no --video these would be silently ignored
+        result = cli("report", SMOKE, "--data", data, *option, "--out", out)
+        assert result.exit_code == 2 and f"{option[0]} needs --video" in result.stderr, option
     refused(cli("report", SMOKE, "--video", clip, "--out", clip), 2, clip)
     assert not out.exists()
 

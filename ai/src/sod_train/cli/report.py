@@ -18,6 +18,13 @@ from sod_train.stdio import echo_block
 
 # Options about --data: refused in a video-only report rather than silently ignored.
 DATA_ONLY = ("pred_dir", "metrics", "size", "native", "name", "n", "by", "seed")
+# Options about the clips: refused without --video rather than silently ignored.
+VIDEO_ONLY = {
+    "video_masks": "--video-masks",
+    "video_max_frames": "--video-max-frames",
+    "yuv_matrix": "--yuv-matrix",
+    "value_range": "--range",
+}
 PARAMS = {"pred_dir": "pred_dirs", "metrics": "metrics_files", "n": "count"}
 
 
@@ -123,8 +130,9 @@ def report(
     from sod_train.guards import refuse_aliases
     from sod_train.video.report import check_clips, run_clips, write_sections
 
-    if video_masks and not videos:
-        raise click.UsageError("--video-masks needs --video")
+    unused = [flag for param, flag in VIDEO_ONLY.items() if _given(ctx, param)]
+    if unused and not videos:
+        raise click.UsageError(f"{unused[0]} needs --video")
     if data_dir is None and not videos:  # click's own message, as when --data was required
         param = next(p for p in ctx.command.params if p.name == "data_dir")
         raise click.MissingParameter(ctx=ctx, param=param)
