@@ -26,7 +26,10 @@ from sod_train.train.config import Runtime, TrainConfig
 from sod_train.train.loop import fast_path, train
 
 SRC = Path(sod_train.__file__).resolve().parents[1]
-RECIPE = ["--epochs", "1", "--batch-size", "8", "--crop-size", "32", "--lr", "0.003"]
+# The anchor's recipe at crop 32: the default (release) one would train its final crop,
+# 224, in every epoch of a 1-epoch run and validate at 256.
+RECIPE = ["--preset", "anchor", "--epochs", "1", "--batch-size", "8", "--crop-size", "32"]
+RECIPE += ["--lr", "0.003"]
 # A pin below this CPU's own kernels: what the avx2 pin is on an AVX-512 CPU. Zen 3's
 # native kernels are AVX2, so only a lower pin can show here that the pin takes effect.
 LOWER = {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"}
@@ -102,7 +105,7 @@ def test_resume_with_another_pin_is_refused(synthetic_root, tmp_path):
     finally:
         torch.set_num_threads(before)
     args = ["train", "--duts-root", str(synthetic_root), "--output", str(tmp_path / "x.onnx")]
-    args += ["--epochs", "2", "--batch-size", "8", "--crop-size", "32", "--lr", "0.003"]
+    args += [*RECIPE[:2], "--epochs", "2", *RECIPE[4:]]
     args += ["--threads", "1", "--checkpoint-dir", str(tmp_path / "ck"), "--resume", "--quiet"]
     done = _cli([*args, "--cpu-isa", "avx2"], tmp_path)
     assert done.returncode == 2, done.stderr
