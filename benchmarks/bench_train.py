@@ -290,7 +290,7 @@ def main() -> int:
     """Parse arguments and run the chosen mode (default: the per-step stage split)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--net", default="default", help="preset whose network to time")
+    parser.add_argument("--net", default="anchor", help="preset whose network to time")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per device")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--batch", type=int, default=32)
@@ -307,7 +307,7 @@ def main() -> int:
     )
     mode.add_argument("--epoch", action="store_true", help="real train() on a DUTS-sized set")
     mode.add_argument("--compile", action="store_true", help="torch.compile on the step")
-    parser.add_argument("--nets", default="default,lite", help="--compare: presets")
+    parser.add_argument("--nets", default="anchor,release", help="--compare: presets")
     parser.add_argument("--crops", default="128,160,256", help="--compare: crops")
     parser.add_argument("--epochs", type=int, default=1, help="--epoch: epochs to run")
     parser.add_argument("--workers", type=int, default=2, help="--epoch: decode processes")
