@@ -63,3 +63,25 @@ def test_structure_weights_also_work_on_tiny_side_outputs():
     mask[..., 1:4, 1:4] = 1
     w = boundary_weights(mask)
     assert w.shape == mask.shape and torch.isfinite(w).all() and w.max() > 1
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (1, 2), (2, 1), (7, 13)])
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+def test_structure_loss_is_finite_on_flat_masks_and_one_pixel_side_outputs(hw, fill):
+    """An empty (or full) mask and the 1x1 side output of a tiny crop: finite loss and
+    gradients, weights all 1 (nothing differs from its neighbourhood)."""
+    target = torch.full((2, 1, *hw), fill)
+    logits = torch.randn(2, 1, *hw, requires_grad=True)
+    assert torch.equal(boundary_weights(target), torch.ones_like(target))
+    loss = structure_loss(logits, target)
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(logits.grad).all()
+
+
+def test_an_object_touching_the_border_is_not_weighted_along_it():
+    """The local mean counts only pixels inside the picture (no zero padding)."""
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., :, :32] = 1  # the left half, touching the top, bottom and left borders
+    w = boundary_weights(mask)
+    assert w[0, 0, 0, 4] == pytest.approx(1.0) and w[0, 0, 32, 0] == pytest.approx(1.0)
+    assert w[0, 0, 32, 31] > 2  # the object's own edge still is

@@ -26,8 +26,10 @@ def boundary_weights(target: torch.Tensor) -> torch.Tensor:
     """F3Net's pixel weights: 1 + 5 x |local mean of the mask - mask|.
 
     Pixels near a boundary (where the mask differs from its neighbourhood) weigh up to
-    6x. The window is about 9 % of the shorter side (F3Net's 31 px at 352), odd, so the
-    weighting means the same at every crop and on the small side outputs.
+    6x. The window is about 9 % of the shorter side (F3Net has 31 px at 352; this gives
+    33), odd and at least 3, so the weighting means the same at every crop and on the
+    small side outputs. Unlike F3Net's zero padding, the mean is over the pixels inside
+    the picture only, so an object touching the picture's border is not weighted there.
     """
     k = 2 * max(1, round(0.045 * min(target.shape[2:]))) + 1
     local = F.avg_pool2d(target, k, stride=1, padding=k // 2, count_include_pad=False)
