@@ -50,3 +50,17 @@ def test_the_options_build_the_recipe_they_show():
     recipe = TrainConfig.from_preset(seen["preset"], **overrides)
     assert recipe == TrainConfig.from_preset("release") != TrainConfig.from_preset("anchor")
     assert TrainConfig.from_preset("anchor") == TrainConfig()  # the field defaults
+
+
+def test_a_run_shorter_than_the_final_phase_says_it_trains_at_the_final_crop(tmp_path):
+    """The release default's last 6 epochs are at 224: a 4-epoch run is all at 224."""
+    cfg = TrainConfig.from_preset("release", epochs=4)
+    assert cfg.only_final_crop and cfg.crops_at(1) == (224,)
+    assert not TrainConfig.from_preset("release").only_final_crop
+    assert not TrainConfig.from_preset("anchor", epochs=1).only_final_crop
+    args = ["train", "--duts-root", str(tmp_path / "missing"), "--output", str(tmp_path / "x.onnx")]
+    short = CliRunner().invoke(main, [*args, "--epochs", "4"])
+    assert short.exit_code == 2
+    assert "every epoch trains at the final crop 224" in short.output
+    full = CliRunner().invoke(main, [*args, "--epochs", "20"])
+    assert full.exit_code == 2 and "final crop" not in full.output

@@ -273,6 +273,12 @@ def run_train(options: dict[str, Any]) -> dict | None:
     preset = options.pop("preset")
     recipe = {k: (v or None) if k in FLAGS else v for k, v in options.items()}
     cfg = TrainConfig.from_preset(preset, **recipe)
+    if cfg.only_final_crop:  # e.g. a short run of the release recipe: say what it trains at
+        progress.note(
+            f"--epochs {cfg.epochs} <= --final-epochs {cfg.final_epochs}: every epoch trains "
+            f"at the final crop {cfg.final_crop}; --crop-size and --mixed-crops are not used",
+            quiet=rt.quiet,
+        )
     return train_and_export(cfg, rt, **run)
 
 

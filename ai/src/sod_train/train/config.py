@@ -83,6 +83,12 @@ class TrainConfig:
         return self.mixed_crops or (self.crop_size,)
 
     @property
+    def only_final_crop(self) -> bool:
+        """True when the final phase covers every epoch (``final_epochs >= epochs``), so
+        ``crop_size`` and ``mixed_crops`` are never used."""
+        return bool(self.final_crop) and self.final_epochs >= self.epochs
+
+    @property
     def max_crop(self) -> int:
         return max(self.crop_size, *self.mixed_crops, self.final_crop if self.final_epochs else 0)
 
