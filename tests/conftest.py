@@ -13,6 +13,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# A 2-epoch CPU recipe for the tiny synthetic set: the anchor's network at crop 32 (the
+# default recipe, release, would train LiteUNet at crop 224).
+SMALL_RECIPE = ["--preset", "anchor", "--epochs", "2", "--batch-size", "8", "--crop-size", "32"]
+SMALL_RECIPE += ["--lr", "0.003"]
 
 
 @pytest.fixture(scope="session")

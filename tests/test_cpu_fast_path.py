@@ -7,6 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conftest import SMALL_RECIPE
 from sod_train.cli.main import main
 from sod_train.export.export import export
 from sod_train.machine import available_cores
@@ -120,18 +121,7 @@ def test_resume_refuses_another_amp_or_thread_count(synthetic_root, tmp_path, fl
         ),
     )
     args = ["train", "--duts-root", str(synthetic_root), "--output", str(tmp_path / "x.onnx")]
-    args += [
-        "--preset",
-        "anchor",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--crop-size",
-        "32",
-        "--lr",
-        "0.003",
-    ]
+    args += SMALL_RECIPE
     args += ["--checkpoint-dir", str(tmp_path / "ck"), "--resume", "--quiet"]
     args += [flag] if flag == "--no-amp" else ["--amp", flag]  # each option once
     if flag == "--threads=1" and torch.get_num_threads() == 1:

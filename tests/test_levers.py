@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import REPO
+from conftest import REPO, SMALL_RECIPE
 from sod_train.check.check import check_model
 from sod_train.cli.main import main
 from sod_train.data.augment import CropMix, MixedSet, TrainAugment, scale_window
@@ -344,18 +344,7 @@ def test_ema_under_torchrun_keeps_ranks_identical(synthetic_root, tmp_path):
     helper = str(REPO / "tests/ddp_rank_states.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     args = ["--duts-root", str(synthetic_root), "--output", str(tmp_path / "x.onnx"), "--quiet"]
-    args += [
-        "--preset",
-        "anchor",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--crop-size",
-        str(CROP),
-        "--ema",
-        "0.9",
-    ]
+    args += [*SMALL_RECIPE, "--ema", "0.9"]  # crop 32 = CROP
     args += ["--device", "cpu", "--no-export", "--checkpoint-dir", str(tmp_path / "ck")]
     ranks = tmp_path / "ranks"
     proc = subprocess.run(

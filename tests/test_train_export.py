@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from conftest import REPO
+from conftest import REPO, SMALL_RECIPE
 from sod_train.cli.main import main
 from sod_train.errors import GateError, UserInputError
 from sod_train.export.export import export, fold_batchnorm, to_onnx, verify_onnx
@@ -21,18 +21,7 @@ from sod_train.model.unet import UNetConfig, build_model
 from sod_train.train.config import Runtime, TrainConfig
 from sod_train.train.loop import train
 
-SMALL = [
-    "--preset",
-    "anchor",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "8",
-    "--crop-size",
-    "32",
-    "--lr",
-    "0.003",
-]
+SMALL = SMALL_RECIPE
 
 
 def small_config(**overrides):
