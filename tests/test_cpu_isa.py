@@ -76,7 +76,10 @@ def test_native_is_the_default_and_sets_nothing(native):
 
 def test_avx2_pin_is_recorded_and_repeats_byte_for_byte(synthetic_root, tmp_path):
     if "avx2" not in machine.isa_features() and machine.cpu_flags():
-        pytest.skip("this CPU has no AVX2, so --cpu-isa avx2 is refused here")
+        pytest.skip(
+            "this CPU has no AVX2, so --cpu-isa avx2 is refused here; run the tests on an "
+            "x86-64 CPU with AVX2 and FMA to check the pin"
+        )
     a = _train(synthetic_root, tmp_path / "a", "--cpu-isa", "avx2")
     b = _train(synthetic_root, tmp_path / "b", "--cpu-isa", "avx2")
     assert a["onnx"]["sha256"] == b["onnx"]["sha256"]

@@ -277,18 +277,9 @@ def test_new_preset_fits_the_budget_and_trains_one_epoch(synthetic_root, preset)
 
 def test_cli_levers_reach_the_recipe_and_bad_values_are_refused(synthetic_root, tmp_path):
     args = ["train", "--duts-root", str(synthetic_root), "--output", str(tmp_path / "x.onnx")]
-    args += [
-        "--preset",
-        "anchor",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--crop-size",
-        str(CROP),
-        "--quiet",
-    ]
-    levers = ["--ema", "0.5", "--colour-jitter", "0.1", "--scale-jitter", "0.2", "--separable"]
+    args += ["--epochs", "1", "--batch-size", "8", "--crop-size", str(CROP), "--quiet"]
+    levers = ["--preset", "anchor", "--ema", "0.5", "--colour-jitter", "0.1"]
+    levers += ["--scale-jitter", "0.2", "--separable"]
     levers += ["--loss", "structure", "--mixed-crops", f"{CROP - 8},{CROP}"]
     ok = CliRunner().invoke(
         main, [*args, *levers, "--no-export", "--checkpoint-dir", str(tmp_path / "ck")]
