@@ -377,11 +377,34 @@ def test_several_models_give_one_side_by_side_table(data, model, tmp_path):
     assert doc["maps"]["metrics"] == doc["tiny"]["metrics"]
     assert doc["tiny"]["metrics"] != doc["other"]["metrics"]
     assert len((tmp_path / "all.csv").read_text().splitlines()) == 1 + 3 * N_PAIRS
-    # --record belongs to one model; the same model twice is refused.
+    # One --record per model, or none; the same model twice is refused.
     record = tmp_path / "m.json"
     record.write_text("{}")
     assert run(model, other, "--data", data, "--record", record).exit_code == 2
+    assert run(model, other, "--data", data, "--record", record, "--record", record).exit_code == 2
     assert_one_line_error(run(model, model, "--data", data, "--quiet"), "given twice")
+
+
+def test_one_record_per_model_stores_each_models_rows(data, model, tmp_path):
+    """Several models measured in one run are each recorded in their own metrics JSON, one
+    entry per --short-side, with the numbers of that model (not the other's)."""
+    other = build_model(tmp_path / "other.onnx", WEIGHTS[::-1].copy(), -0.3)
+    records = {model: tmp_path / "tiny.json", other: tmp_path / "other.json"}
+    for path in records.values():
+        path.write_text(json.dumps({"model_id": path.stem}))
+    sides = ("--short-side", "24", "--short-side", "40")
+    record_args = [arg for path in records.values() for arg in ("--record", path)]
+    result = run(model, other, "--data", data, *sides, *record_args, "--quiet")
+    assert result.exit_code == 0, result.output
+    recorded = {}
+    for onnx_path, path in records.items():
+        doc = json.loads(path.read_text())
+        assert doc["model_id"] == path.stem
+        assert list(doc["evaluations"]) == ["DUTS-TE@24", "DUTS-TE@40"]
+        alone = run(onnx_path, "--data", data, "--short-side", "40", "--json", "-", "--quiet")
+        recorded[path.stem] = doc["evaluations"]["DUTS-TE@40"]["metrics"]
+        assert recorded[path.stem] == json.loads(alone.stdout)["metrics"]
+    assert recorded["tiny"] != recorded["other"]
 
 
 def test_outputs_may_not_overwrite_a_saved_map(data, model, tmp_path):

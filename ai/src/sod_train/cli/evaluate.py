@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -138,9 +139,12 @@ def sources_from(
 )
 @click.option(
     "--record",
+    "records",
+    multiple=True,
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Store the result in this metrics JSON under evaluations.<data-set name> "
-    "(one ONNX model only; with --short-side, one entry <data-set name>@S per S).",
+    help="Store the result in this metrics JSON under evaluations.<data-set name> (with "
+    "--short-side, one entry <data-set name>@S per S). Repeatable: one per ONNX model, in "
+    "the order of MODELS, so several models measured in one run are each recorded.",
 )
 @click.option(
     "--per-image",
@@ -182,7 +186,7 @@ def evaluate(
     size: int,
     native: bool,
     json_out: Path | None,
-    record: Path | None,
+    records: tuple[Path, ...],
     name: str | None,
     per_image: Path | None,
     worst: int | None,
@@ -215,8 +219,13 @@ def evaluate(
     from_cli = click.core.ParameterSource.COMMANDLINE
     if short_sides and (native or ctx.get_parameter_source("size") is from_cli):
         raise click.UsageError("--short-side replaces --size and --native; give one of them")
-    if record is not None and (len(models) != 1 or pred_dirs or pred_root):
-        raise click.UsageError("--record stores one ONNX model's result: give exactly one MODEL")
+    if records and (len(records) != len(models) or pred_dirs or pred_root):
+        raise click.UsageError(
+            "--record stores ONNX models' results: give one --record per MODEL, in order, "
+            "and no --pred-dir or --pred-root"
+        )
+    if len({os.path.realpath(path) for path in records}) != len(records):
+        raise click.UsageError("--record: each model needs its own metrics JSON")
     if ctx.get_parameter_source("by") is from_cli and worst is None:
         raise click.UsageError("--by ranks --worst: give --worst N too")
     if table_out is not None and table_format in (None, "text"):
@@ -228,7 +237,7 @@ def evaluate(
     if per_image is not None:
         check_output_file(per_image, "the --per-image scores")
         writes.append(("--per-image", per_image))
-    if record is not None:
+    for record in records:
         read_record(record)  # exists, is a JSON object: --record updates an existing file
         check_output_file(record, "the --record metrics JSON")
         writes.append(("--record", record))
@@ -238,8 +247,8 @@ def evaluate(
     datasets = tables.find_datasets(data_dirs, data_root)  # after the output checks
     several = len(datasets) > 1
     if several:
-        for option, value in (("--name", name), ("--record", record), ("--per-image", per_image)):
-            if value is not None:
+        for option, value in (("--name", name), ("--record", records), ("--per-image", per_image)):
+            if value:
                 raise click.UsageError(f"{option} works on one data set; give one --data")
     elif name is not None:
         datasets = [tables.DataSet(datasets[0].path, name)]
@@ -297,8 +306,11 @@ def evaluate(
                 if id(ev) in ranked:
                     shown = f"{g.dataset.name} / " if several else ""
                     echo_block(shown + format_worst(ev, by, ranked[id(ev)]))
-    if record is not None:  # one model: one result, or one per --short-side (and data set)
-        for ev in evaluations:
+    # Each model's results (one, or one per --short-side) go to its own --record.
+    record_of = dict(zip(models, records, strict=False))
+    for ev in evaluations:
+        if ev.source.path in record_of:
+            record = record_of[ev.source.path]
             record_evaluation(record, ev.result)
             progress.note(f"recorded as evaluations.{ev.result['name']} in {record}", quiet)
     if per_image is not None:
