@@ -160,6 +160,37 @@ def test_anchor_rows(tmp_path):
     )
 
 
+def test_card_shows_the_releases_registered_before_it(tmp_path):
+    """By default a new release's card has rows for the released models registered before
+    it (by id, not as anchors); a smoke model never, and an old card never gains rows
+    when a newer model ships."""
+    tiny = tmp_path / "model" / "tiny"
+    tiny.mkdir(parents=True)
+    docs = {mid: make_metrics(mid) for mid in ("smoke_a", "rel_a", "rel_b")}
+    docs["rel_a"]["evaluations"]["DUTS-TE"]["metrics"]["maxF"] = 0.6666
+    entries = [_entry(docs["smoke_a"], smoke=True), _entry(docs["rel_a"]), _entry(docs["rel_b"])]
+    for mid, doc in docs.items():
+        (tiny / f"{mid}.metrics.json").write_text(json.dumps(doc))
+    registry = tiny / "registry.json"
+    registry.write_text(json.dumps({"schema_version": 1, "default": "rel_b", "models": entries}))
+
+    def card(mid: str) -> str:
+        out = tmp_path / f"{mid}.md"
+        write_card(tiny / f"{mid}.metrics.json", out, registry, None, quiet=True)
+        return out.read_text()
+
+    newest, oldest = card("rel_b"), card("rel_a")
+    assert "| DUTS-TE, `rel_a` | 5019 | 256×256 | 0.6666 |" in newest
+    assert "`smoke_a`" not in newest and "anchor `rel_a`" not in newest
+    assert "anchor `saliency_student_v1`" in newest  # the anchors stay
+    assert "DUTS-TE, `rel_b`" not in oldest and "DUTS-TE, `rel_a`" not in oldest
+    assert card_module.earlier_release_paths("rel_b", registry) == [tiny / "rel_a.metrics.json"]
+    assert card_module.earlier_release_paths("unregistered", registry) == [
+        tiny / "rel_a.metrics.json",
+        tiny / "rel_b.metrics.json",
+    ]
+
+
 def test_bad_inputs_exit_2_naming_the_file(tmp_path):
     metrics = make_metrics()
     metrics_path, registry_path = _files(tmp_path, metrics, [])

@@ -72,7 +72,8 @@ def diff(old: Path, new: Path, max_drop: float, as_json: bool, quiet: bool) -> N
     type=_FILE,
     multiple=True,
     help="JSON with an 'evaluations' section of a reference model to show beside ours "
-    "(repeatable) [default: every benchmarks/anchors/*.json].",
+    "(repeatable) [default: every benchmarks/anchors/*.json, and the released models "
+    "registered before this one].",
 )
 @click.option("--no-anchors", is_flag=True, help="Show no reference models at all.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")

@@ -288,7 +288,7 @@ def _fold_iou(m: dict[str, Any], anchors: Mapping[str, dict[str, Any]]) -> list[
         ]
     ]
     recorded = {"this model": m.get("fold_iou")} | {
-        f"anchor `{_esc(label)}`": doc.get("fold_iou") for label, doc in anchors.items()
+        _reference_label(label, doc): doc.get("fold_iou") for label, doc in anchors.items()
     }
     for label, f in recorded.items():
         if f:
@@ -362,7 +362,7 @@ def _evaluations(m: dict[str, Any], anchors: Mapping[str, dict[str, Any]]) -> li
         rows.append(_eval_row(f"**{_esc(name)}**", ev))
         for label, anchor in anchors.items():
             if name in anchor["evaluations"]:
-                row_label = f"{_esc(name)}, anchor `{_esc(label)}`"
+                row_label = f"{_esc(name)}, {_reference_label(label, anchor)}"
                 rows.append(_eval_row(row_label, anchor["evaluations"][name]))
     lines += [
         "Higher is better except MAE. F-measures use β² = 0.3; IoU thresholds the map at 0.5.",
@@ -374,6 +374,12 @@ def _evaluations(m: dict[str, Any], anchors: Mapping[str, dict[str, Any]]) -> li
         protocol = _esc(ev["protocol"])
         lines.append(f"- **{_esc(name)}** protocol: {protocol} (data digest `{ev['digest']}`)")
     return [*lines, ""]
+
+
+def _reference_label(label: str, doc: dict[str, Any]) -> str:
+    """How a reference model is named on the card: one of our earlier releases (a full
+    metrics document) by its id, anything else as an anchor."""
+    return f"`{_esc(label)}`" if "schema_version" in doc else f"anchor `{_esc(label)}`"
 
 
 def _eval_row(label: str, ev: dict[str, Any]) -> list[str]:
@@ -952,6 +958,24 @@ def default_anchor_paths() -> list[Path]:
     return sorted(ANCHOR_DIR.glob("*.json")) if ANCHOR_DIR.is_dir() else []
 
 
+def earlier_release_paths(model_id: str, registry_path: Path = REGISTRY_PATH) -> list[Path]:
+    """The metrics files of the released (non-smoke) models registered before ``model_id``
+    (all of them when it is not registered), in registry order: a card shows a new
+    release beside the ones it replaces, and an old card never changes when a newer
+    model ships."""
+    if registry_path == REGISTRY_PATH and not registry_path.exists():
+        return []
+    from sod_train.release.registry import entry_file
+
+    registry = read_json(registry_path, "the model registry")
+    problems = validate_registry(registry)
+    if problems:
+        raise UserInputError(f"{registry_path}: invalid registry: {problems[0]}")
+    ids = [entry["id"] for entry in registry["models"]]
+    earlier = registry["models"][: ids.index(model_id)] if model_id in ids else registry["models"]
+    return [entry_file(e, "metrics", registry_path) for e in earlier if not e.get("smoke")]
+
+
 def _exported_params(metrics_path: Path, metrics: dict[str, Any]) -> int | None:
     """The exported parameter count of an unregistered model, from its ONNX file beside
     the metrics (:func:`sod_train.runtime.modelfile.parameter_count`, the one definition); None
@@ -984,7 +1008,8 @@ def write_card(
 
     Default destination: the registry entry's ``card`` path, else
     ``docs/ai/models/<id>.md`` under the repository root; the image is
-    ``<id>.curves.png`` beside the card. Default anchors: :func:`default_anchor_paths`.
+    ``<id>.curves.png`` beside the card. Default references: :func:`default_anchor_paths`
+    and :func:`earlier_release_paths`.
     Without matplotlib the card is still written (its bytes do not depend on the image),
     an existing image is kept, and a note on stderr says so.
     """
@@ -992,9 +1017,11 @@ def write_card(
     problems = validate_metrics(metrics)
     if problems:
         raise UserInputError(f"{metrics_path}: not a valid metrics file: {problems[0]}")
-    anchor_paths = (
-        default_anchor_paths() if anchor_paths is None else [Path(p) for p in anchor_paths]
-    )
+    if anchor_paths is None:
+        anchor_paths = default_anchor_paths()
+        anchor_paths += earlier_release_paths(metrics["model_id"], Path(registry_path))
+    else:
+        anchor_paths = [Path(p) for p in anchor_paths]
     if out is not None:  # checked before anything else is read
         _check_out(Path(out), metrics, metrics_path, Path(registry_path), anchor_paths)
     entry = _registry_entry(metrics["model_id"], Path(registry_path))
