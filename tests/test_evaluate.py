@@ -436,3 +436,66 @@ def test_predict_at_a_size_writes_exactly_the_maps_evaluate_scores(data, model, 
         assert {k: v for k, v in row.items() if k != "model"} == {
             k: v for k, v in rows_b[stem].items() if k != "model"
         }, stem
+
+
+def build_even_only_model(path: Path) -> Path:
+    """Like :func:`build_model`, plus a pooled-and-upsampled branch added back at full
+    size: like the anchors (which need multiples of 8), it fails unless H and W are even."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["input", "w", "b"], ["logit"]),
+            helper.make_node(
+                "AveragePool", ["logit"], ["half"], kernel_shape=[2, 2], strides=[2, 2]
+            ),
+            helper.make_node("ConvTranspose", ["half", "up"], ["back"], strides=[2, 2]),
+            helper.make_node("Add", ["logit", "back"], ["sum"]),
+            helper.make_node("Sigmoid", ["sum"], ["saliency_map"]),
+        ],
+        "even_only",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "H", "W"])],
+        [helper.make_tensor_value_info("saliency_map", TensorProto.FLOAT, [1, 1, "H", "W"])],
+        [
+            helper.make_tensor("w", TensorProto.FLOAT, [1, 3, 1, 1], WEIGHTS.tolist()),
+            helper.make_tensor("b", TensorProto.FLOAT, [1], [float(BIAS)]),
+            helper.make_tensor("up", TensorProto.FLOAT, [1, 1, 2, 2], [0.5] * 4),
+        ],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(proto, path)
+    return path
+
+
+def test_pad_to_runs_models_that_need_multiples_and_crops_the_map_back(data, model, tmp_path):
+    """--pad-to N edge-pads the input to multiples of N and crops the map back: a pointwise
+    model scores exactly what it scores unpadded (so the crop is exact, not a resize), and
+    a model that needs even sizes, refused at an odd size without it, runs with it."""
+    sides = ("--short-side", "25", "--short-side", "32")
+    plain = json.loads(run(model, "--data", data, *sides, "--json", "-", "--quiet").stdout)
+    padded_run = run(model, "--data", data, *sides, "--pad-to", "8", "--json", "-", "--quiet")
+    padded = json.loads(padded_run.stdout)
+    for label in plain:
+        assert padded[label]["metrics"] == plain[label]["metrics"]
+        assert "multiple of 8, map cropped back" in padded[label]["protocol"]
+        assert "multiple of" not in plain[label]["protocol"]
+
+    even_only = build_even_only_model(tmp_path / "even_only.onnx")
+    assert_one_line_error(run(even_only, "--data", data, "--short-side", "25", "--quiet"), "25")
+    fixed = run(even_only, "--data", data, "--short-side", "25", "--pad-to", "2", "--json", "-")
+    assert fixed.exit_code == 0, fixed.output
+    result = json.loads(fixed.stdout)
+    assert result["n"] == N_PAIRS and result["metrics"] != plain["tiny@25"]["metrics"]
+    assert run(model, "--data", data, "--pad-to", "0").exit_code == 2
+
+
+def test_pad_to_multiple_replicates_the_last_row_and_column():
+    from sod_train.runtime.model import pad_to_multiple
+
+    image = np.arange(2 * 5 * 7, dtype=np.float32).reshape(1, 2, 5, 7)
+    padded = pad_to_multiple(image, 4, axes=(2, 3))
+    assert padded.shape == (1, 2, 8, 8)
+    assert np.array_equal(padded[:, :, :5, :7], image)
+    assert np.array_equal(padded[:, :, 7, :7], image[:, :, 4, :])
+    assert np.array_equal(padded[:, :, :5, 7], image[:, :, :, 6])
+    assert pad_to_multiple(image, 1, axes=(2, 3)) is image
+    hwc = np.zeros((8, 16, 3), np.uint8)
+    assert pad_to_multiple(hwc, 8) is hwc  # already a multiple: no copy

@@ -172,6 +172,15 @@ def sources_from(
     "that size, as a host runs a frame of height S; repeatable, one row per S "
     "(recorded as evaluations.<data set>@S). Replaces --size/--native.",
 )
+@click.option(
+    "--pad-to",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Run every model on its input edge-padded right and bottom to a multiple of N, "
+    "and crop the map back: the anchors need 8 at sizes like short side 720 (recorded in "
+    "the protocol).",
+)
 @click.pass_context
 def evaluate(
     ctx: click.Context,
@@ -194,6 +203,7 @@ def evaluate(
     threads: int | None,
     quiet: bool,
     short_sides: tuple[int, ...],
+    pad_to: int,
 ) -> None:
     """Evaluate MODELS (.onnx), --pred-dir and --pred-root maps on the pairs of every --data
     set (MAE, F, S, E, wF, IoU); one row per method x data set.
@@ -261,7 +271,17 @@ def evaluate(
             writes.append(("--plots", path))
     tune_allocator()
     grid = tables.evaluate_grid(
-        models, pred_dirs, pred_root, datasets, size, native, threads, quiet, writes, short_sides
+        models,
+        pred_dirs,
+        pred_root,
+        datasets,
+        size,
+        native,
+        threads,
+        quiet,
+        writes,
+        short_sides,
+        pad_to,
     )
     evaluations = [ev for g in grid for ev in g.evaluations]
     ranked = {}

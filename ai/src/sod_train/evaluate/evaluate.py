@@ -41,7 +41,7 @@ from sod_train.runtime.model import SaliencyModel, prepare, to_uint8
 from sod_train.runtime.modelfile import size_problem
 
 PROTOCOL = (
-    "RGB {input}, /255, ImageNet mean/std; onnxruntime CPU; map {back}, "
+    "RGB {input}, /255, ImageNet mean/std; {pad}onnxruntime CPU; map {back}, "
     "uint8 = rint(clip(map,0,1)*255); mask > 128; PySODMetrics definitions "
     "(F beta^2=0.3 over 256 thresholds, adaptive 2*mean; S alpha=0.5; wF beta=1; IoU at 0.5)"
 )
@@ -81,18 +81,25 @@ def tune_allocator(threshold: int = 32 << 20) -> bool:
     return bool(mallopt(m_mmap_threshold, threshold)) and bool(mallopt(m_trim_threshold, threshold))
 
 
-def protocol_text(size: int | None, short_side: int | None = None) -> str:
+def protocol_text(size: int | None, short_side: int | None = None, pad_to: int = 1) -> str:
     """The one-line protocol for resizing to ``size`` x ``size``, native size (None), or
-    to a short side of ``short_side`` (aspect kept)."""
+    to a short side of ``short_side`` (aspect kept); ``pad_to`` N > 1 adds the padding."""
+    pad = (
+        f"edge-padded right and bottom to a multiple of {pad_to}, map cropped back; "
+        if pad_to > 1
+        else ""
+    )
     if short_side is not None:
         return PROTOCOL.format(
             input=f"resized to short side {short_side}, aspect kept (bilinear)",
+            pad=pad,
             back="resized back to the mask size (bilinear, float)",
         )
     if size is None:
-        return PROTOCOL.format(input="at native size (no resize)", back="at native size")
+        return PROTOCOL.format(input="at native size (no resize)", pad=pad, back="at native size")
     return PROTOCOL.format(
         input=f"resized to {size}x{size} (bilinear)",
+        pad=pad,
         back="resized back to the mask size (bilinear, float)",
     )
 
@@ -210,8 +217,10 @@ class Scorer:
         threads: int | None,
         short_side: int | None = None,
         model: SaliencyModel | None = None,
+        pad_to: int = 1,
     ) -> None:
         self.source, self.size, self.short_side = source, size, short_side
+        self.pad_to = pad_to
         if model is None and source.kind == "onnx":
             model = SaliencyModel.open(source.path, threads)
         self.model = model
@@ -236,7 +245,7 @@ class Scorer:
         try:
             if key not in inputs:
                 inputs[key] = prepare(rgb, self.size, self.short_side)
-            return to_uint8(self.model.map_input(inputs[key], *rgb.shape[:2]))
+            return to_uint8(self.model.map_input(inputs[key], *rgb.shape[:2], self.pad_to))
         except UserInputError as exc:
             raise UserInputError(f"{self.source.path} on {pair.image}: {exc}") from None
 
@@ -290,6 +299,7 @@ def evaluate_sources(
     writes: Iterable[tuple[str, Path]] = (),
     short_sides: Sequence[int] = (),
     fold: tuple[int, float] | None = None,
+    pad_to: int = 1,
 ) -> list[Evaluation]:
     """Score every source on the pairs of ``data_dir`` in one pass over the data.
 
@@ -297,6 +307,8 @@ def evaluate_sources(
     rescaled so its short side is S, as a host sees a frame of that height): one
     result each, named ``<data set>@S`` and labelled ``<model>@S``. ``fold`` (seed,
     fraction) scores only that validation fold of ``data_dir`` (:func:`scan_sources`).
+    ``pad_to`` N > 1 runs every model on its input edge-padded to multiples of N (the
+    anchors need 8) and crops the map back, for every model alike.
 
     Each image and mask is decoded once for all sources. Per source the result has the
     keys ``name`` (data-set name, see :func:`dataset_name`, or ``name``), ``n``, ``size``
@@ -320,10 +332,13 @@ def evaluate_sources(
     scan = scan_sources(sources, data_dir, writes, fold)
     scorers = []
     for source in sources:
-        first = Scorer(source, run_size, threads, short_sides[0] if short_sides else None)
+        side = short_sides[0] if short_sides else None
+        first = Scorer(source, run_size, threads, side, pad_to=pad_to)
         scorers.append(first)
         if source.kind == "onnx":  # one model object, several short sides
-            scorers += [Scorer(source, None, threads, s, first.model) for s in short_sides[1:]]
+            scorers += [
+                Scorer(source, None, threads, s, first.model, pad_to) for s in short_sides[1:]
+            ]
     need_rgb = any(source.kind == "onnx" for source in sources)
     metrics = [SODMetrics() for _ in scorers]
     own = [0.0] * len(scorers)
@@ -355,7 +370,9 @@ def evaluate_sources(
             "name": data_name if side is None or source.kind == "maps" else f"{data_name}@{side}",
             "n": metric.n,
             "size": shown_size,
-            "protocol": protocol_text(run_size, side) if source.kind == "onnx" else MAPS_PROTOCOL,
+            "protocol": (
+                protocol_text(run_size, side, pad_to) if source.kind == "onnx" else MAPS_PROTOCOL
+            ),
             "digest": digest,
             "metrics": {key: round(value, 6) for key, value in metric.get_results().items()},
             "seconds": round(seconds, 3),

@@ -171,11 +171,12 @@ def evaluate_grid(
     quiet: bool = False,
     writes: Iterable[tuple[str, Path]] = (),
     short_sides: Sequence[int] = (),
+    pad_to: int = 1,
 ) -> list[GridResult]:
     """Score every method on every data set (each set in one pass over its data).
 
-    ``short_sides``: as in :func:`sod_train.evaluate.evaluate.evaluate_sources` (a row per
-    model and short side; the data set column keeps the set's own name).
+    ``short_sides`` and ``pad_to``: as in :func:`sod_train.evaluate.evaluate.evaluate_sources`
+    (a row per model and short side; the data set column keeps the set's own name).
 
     Every data set and method is checked (layouts, pred-root folders, names) before the
     first image is scored. ``writes``: outputs refused if they alias an input.
@@ -187,7 +188,16 @@ def evaluate_grid(
         GridResult(
             ds,
             evaluate_sources(
-                sources, ds.path, size, native, threads, quiet, ds.name, writes, short_sides
+                sources,
+                ds.path,
+                size,
+                native,
+                threads,
+                quiet,
+                ds.name,
+                writes,
+                short_sides,
+                pad_to=pad_to,
             ),
         )
         for ds, sources in plan

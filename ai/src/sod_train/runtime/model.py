@@ -73,6 +73,18 @@ def prepare(
     return to_model_input(rgb, size)
 
 
+def pad_to_multiple(image: np.ndarray, multiple: int, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """``image`` edge-replicated after its last row and column (``axes``: the row and
+    column axes) to a multiple of ``multiple``; as is when it already is one. Networks
+    that halve the picture three times (the anchors) need H and W multiples of 8."""
+    widths = [(0, 0)] * image.ndim
+    for axis in axes:
+        widths[axis] = (0, -image.shape[axis] % multiple)
+    if not any(after for _, after in widths):
+        return image
+    return np.pad(image, widths, mode="edge")
+
+
 def resize_map(saliency: np.ndarray, height: int, width: int) -> np.ndarray:
     """A float32 map resized to height x width (Pillow bilinear on floats); as is if equal."""
     if saliency.shape == (height, width):
@@ -190,14 +202,20 @@ class SaliencyModel:
         """
         return self.map_input(prepare(rgb, size, short_side), *rgb.shape[:2])
 
-    def map_input(self, x: np.ndarray, height: int, width: int) -> np.ndarray:
-        """Steps 2-3 of :meth:`map` for an input :func:`prepare` made of an H x W picture."""
-        out = self.run(x)
-        expected = (1, 1, *x.shape[2:])
+    def map_input(self, x: np.ndarray, height: int, width: int, pad_to: int = 1) -> np.ndarray:
+        """Steps 2-3 of :meth:`map` for an input :func:`prepare` made of an H x W picture.
+
+        ``pad_to`` N > 1 runs the input edge-padded right and bottom to a multiple of N
+        and crops the map back (:func:`pad_to_multiple`), for models that need it.
+        """
+        padded = pad_to_multiple(x, pad_to, axes=(2, 3))
+        out = self.run(padded)
+        expected = (1, 1, *padded.shape[2:])
         if out.shape != expected:
             raise UserInputError(
                 f"model output has shape {list(out.shape)}, expected {list(expected)}"
             )
+        out = out[:, :, : x.shape[2], : x.shape[3]]
         # min and max are NaN if any value is, and an infinity is one of them: two cheap
         # passes instead of a full-size mask; the count only once something is wrong.
         low, high = (out.min(), out.max()) if out.size else (0.0, 0.0)

@@ -32,6 +32,7 @@ from sod_train.data.imageio import load_rgb
 from sod_train.errors import UserInputError
 from sod_train.evaluate.evaluate import load_mask
 from sod_train.evaluate.sod_metrics import MAE, Fmeasure, Smeasure, prepare
+from sod_train.runtime.model import pad_to_multiple
 from sod_train.video.outputs import map_to_uint8
 from sod_train.video.run import Smoother, frame_map, load_model
 from sod_train.video.stability import Stability, average
@@ -121,15 +122,6 @@ class Source:
     alpha: float
 
 
-def pad_to(rgb: np.ndarray, multiple: int) -> np.ndarray:
-    """Edge-replicate ``rgb`` right and bottom to a multiple of ``multiple``."""
-    height, width = rgb.shape[:2]
-    ph, pw = -height % multiple, -width % multiple
-    if not ph and not pw:
-        return rgb
-    return np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
-
-
 def _sequence(
     pairs: list[tuple[Path, Path]],
     sessions: list[Any],
@@ -150,7 +142,7 @@ def _sequence(
         height, width = rgb.shape[:2]
         if mask.shape != (height, width):
             raise UserInputError(f"{mask_path}: mask is {mask.shape[::-1]}, frame {width}x{height}")
-        padded = pad_to(rgb, multiple)
+        padded = pad_to_multiple(rgb, multiple)
         maps = []
         for k, session in enumerate(sessions):
             tick = time.perf_counter()
