@@ -265,6 +265,13 @@ def test_build_and_cost_sections_come_from_the_metrics():
     assert "| 1080p ms, 2 threads |" in text and "1 thread |" not in text  # the cells recorded
     assert "| `ours` | 97,185 | 0.075 | 207.9 |" in text
     assert "## Cost" not in render_card(make_metrics(), None)
+    # A resumed run's wall clock covers its last session only: the card says so and adds
+    # up the epochs' own times instead of calling it the whole command's.
+    metrics["build"]["command"] += " --resume"
+    epochs = sum(h["seconds"] for h in metrics["training"]["history"]) / 60
+    resumed = render_card(metrics, _entry(metrics))
+    assert "51.8 min for the last session of a resumed run" in resumed
+    assert f"took {epochs:.1f} min in all" in resumed and "for the whole command" not in resumed
 
 
 # --- the shipped cards: Hub front matter, runnable usage, curves, no-flag regeneration ---

@@ -516,7 +516,17 @@ def _build(m: dict[str, Any]) -> list[str]:
         + ".",
         f"- **Same bytes expected on:** {_esc(reproduction_scope(env))}",
     ]
-    if wall is not None:
+    if wall is not None and "--resume" in build["command"].split():
+        # The wall clock restarts with each session; the epochs' own times add up.
+        history = m["training"]["history"]
+        epochs = sum(h.get("seconds", 0.0) for h in history) / 60
+        lines.append(
+            f"- **Wall time:** {wall / 60:.1f} min for the last session of a resumed run; "
+            f"its {len(history)} epochs (training and validation) took {epochs:.1f} min in "
+            "all. `--resume` with no checkpoint starts afresh, so the command rebuilds "
+            "from scratch."
+        )
+    elif wall is not None:
         lines.append(f"- **Wall time:** {wall / 60:.1f} min for the whole command.")
     lines.append(f"- **ONNX sha256:** `{m['onnx']['sha256']}`.")
     lines.append(f"- **Reproduced:** {_esc(build['reproduced'])}")
