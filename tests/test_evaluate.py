@@ -42,12 +42,20 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def build_model(path: Path, weights: np.ndarray = WEIGHTS, bias: float = BIAS) -> Path:
-    """A fixed 1x1 Conv (3 -> 1) + Sigmoid with the host contract (any H, W)."""
+def build_model(
+    path: Path,
+    weights: np.ndarray = WEIGHTS,
+    bias: float = BIAS,
+    head: tuple[list[onnx.NodeProto], list[onnx.TensorProto]] = ([], []),
+) -> Path:
+    """A fixed 1x1 Conv (3 -> 1) + Sigmoid with the host contract (any H, W); ``head``
+    (nodes from ``logit`` to ``head_out``, and their weights) goes between the two."""
+    nodes, tensors = head
     graph = helper.make_graph(
         [
             helper.make_node("Conv", ["input", "w", "b"], ["logit"]),
-            helper.make_node("Sigmoid", ["logit"], ["saliency_map"]),
+            *nodes,
+            helper.make_node("Sigmoid", ["head_out" if nodes else "logit"], ["saliency_map"]),
         ],
         "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "H", "W"])],
@@ -55,6 +63,7 @@ def build_model(path: Path, weights: np.ndarray = WEIGHTS, bias: float = BIAS) -
         [
             helper.make_tensor("w", TensorProto.FLOAT, [1, 3, 1, 1], weights.tolist()),
             helper.make_tensor("b", TensorProto.FLOAT, [1], [float(bias)]),
+            *tensors,
         ],
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
@@ -439,30 +448,15 @@ def test_predict_at_a_size_writes_exactly_the_maps_evaluate_scores(data, model, 
 
 
 def build_even_only_model(path: Path) -> Path:
-    """Like :func:`build_model`, plus a pooled-and-upsampled branch added back at full
-    size: like the anchors (which need multiples of 8), it fails unless H and W are even."""
-    graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["input", "w", "b"], ["logit"]),
-            helper.make_node(
-                "AveragePool", ["logit"], ["half"], kernel_shape=[2, 2], strides=[2, 2]
-            ),
-            helper.make_node("ConvTranspose", ["half", "up"], ["back"], strides=[2, 2]),
-            helper.make_node("Add", ["logit", "back"], ["sum"]),
-            helper.make_node("Sigmoid", ["sum"], ["saliency_map"]),
-        ],
-        "even_only",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "H", "W"])],
-        [helper.make_tensor_value_info("saliency_map", TensorProto.FLOAT, [1, 1, "H", "W"])],
-        [
-            helper.make_tensor("w", TensorProto.FLOAT, [1, 3, 1, 1], WEIGHTS.tolist()),
-            helper.make_tensor("b", TensorProto.FLOAT, [1], [float(BIAS)]),
-            helper.make_tensor("up", TensorProto.FLOAT, [1, 1, 2, 2], [0.5] * 4),
-        ],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.save(proto, path)
-    return path
+    """:func:`build_model` plus a pooled-and-upsampled branch added back at full size:
+    like the anchors (which need multiples of 8), it fails unless H and W are even."""
+    nodes = [
+        helper.make_node("AveragePool", ["logit"], ["half"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("ConvTranspose", ["half", "up"], ["back"], strides=[2, 2]),
+        helper.make_node("Add", ["logit", "back"], ["head_out"]),
+    ]
+    up = helper.make_tensor("up", TensorProto.FLOAT, [1, 1, 2, 2], [0.5] * 4)
+    return build_model(path, head=(nodes, [up]))
 
 
 def test_pad_to_runs_models_that_need_multiples_and_crops_the_map_back(data, model, tmp_path):
